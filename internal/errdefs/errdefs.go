@@ -1,0 +1,92 @@
+// Package errdefs is hearth's small error vocabulary. Errors are wrapped with
+// context (fmt.Errorf("workspace %q: %w", name, errdefs.ErrNotFound)) and
+// classified with errors.Is; every surface (CLI exit codes, HTTP status,
+// MCP isError text, Python exceptions) maps these kinds in one place.
+package errdefs
+
+import "errors"
+
+// Error kinds.
+var (
+	ErrNotFound           = errors.New("not found")
+	ErrAlreadyExists      = errors.New("already exists")
+	ErrInvalidArgument    = errors.New("invalid argument")
+	ErrFailedPrecondition = errors.New("failed precondition")
+	ErrConflict           = errors.New("conflict")
+	ErrUnavailable        = errors.New("unavailable")
+	ErrTimeout            = errors.New("timed out")
+	ErrNotImplemented     = errors.New("not implemented")
+	ErrResourceExhausted  = errors.New("resource exhausted")
+	ErrInternal           = errors.New("internal error")
+)
+
+// Kind is the stable name of an error kind, as used in JSON error bodies.
+type Kind string
+
+// Kinds, in the order Classify tests them.
+const (
+	KindNotFound           Kind = "not_found"
+	KindAlreadyExists      Kind = "already_exists"
+	KindInvalidArgument    Kind = "invalid_argument"
+	KindFailedPrecondition Kind = "failed_precondition"
+	KindConflict           Kind = "conflict"
+	KindUnavailable        Kind = "unavailable"
+	KindTimeout            Kind = "timeout"
+	KindNotImplemented     Kind = "not_implemented"
+	KindResourceExhausted  Kind = "resource_exhausted"
+	KindInternal           Kind = "internal"
+)
+
+var table = []struct {
+	kind Kind
+	err  error
+}{
+	{KindNotFound, ErrNotFound},
+	{KindAlreadyExists, ErrAlreadyExists},
+	{KindInvalidArgument, ErrInvalidArgument},
+	{KindFailedPrecondition, ErrFailedPrecondition},
+	{KindConflict, ErrConflict},
+	{KindUnavailable, ErrUnavailable},
+	{KindTimeout, ErrTimeout},
+	{KindNotImplemented, ErrNotImplemented},
+	{KindResourceExhausted, ErrResourceExhausted},
+}
+
+// Classify returns the kind of err; KindInternal when it has none.
+func Classify(err error) Kind {
+	for _, t := range table {
+		if errors.Is(err, t.err) {
+			return t.kind
+		}
+	}
+	return KindInternal
+}
+
+// FromKind returns the sentinel of a kind (ErrInternal for unknown kinds).
+func FromKind(k Kind) error {
+	for _, t := range table {
+		if t.kind == k {
+			return t.err
+		}
+	}
+	return ErrInternal
+}
+
+// ExitCode is the CLI exit status for an error of this kind. Codes 1-2 are
+// generic failure and usage; commands that run a guest process exit with
+// that process's status instead.
+func ExitCode(err error) int {
+	switch Classify(err) {
+	case KindInvalidArgument:
+		return 2
+	case KindNotFound:
+		return 3
+	case KindAlreadyExists, KindConflict, KindFailedPrecondition:
+		return 4
+	case KindTimeout:
+		return 124
+	case KindUnavailable:
+		return 5
+	}
+	return 1
+}
