@@ -1,0 +1,111 @@
+// Package api holds the public data types of hearth's contract: what every
+// surface (Go SDK, CLI --json, HTTP API, MCP structured results, Python SDK)
+// returns and accepts. JSON names are snake_case and stable; see
+// docs/public-contract.md.
+package api
+
+import "time"
+
+// ContractVersion is the version of the public contract these types belong to.
+const ContractVersion = "0.1"
+
+// State is a workspace's lifecycle state.
+type State string
+
+// Workspace states.
+const (
+	StateRunning State = "running"
+	StateStopped State = "stopped"
+	StateError   State = "error"
+)
+
+// Workspace describes one persistent workspace.
+type Workspace struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Image     string    `json:"image"`
+	Backend   string    `json:"backend"`
+	State     State     `json:"state"`
+	CreatedAt time.Time `json:"created_at"`
+	CPUs      int       `json:"cpus"`
+	MemoryMiB int       `json:"memory_mib"`
+	// DiskSizeBytes is the size of the workspace's writable disk.
+	DiskSizeBytes int64 `json:"disk_size_bytes"`
+	// PID is the VMM's process id while running.
+	PID int `json:"pid,omitempty"`
+	// SupervisorPID is the small per-VM host process that owns the VMM.
+	SupervisorPID int        `json:"supervisor_pid,omitempty"`
+	StartedAt     *time.Time `json:"started_at,omitempty"`
+	// Accel says how the VM runs: "kvm" or "tcg" (QEMU), "kvm" (Firecracker).
+	Accel string `json:"accel,omitempty"`
+	// Seed is the host path /workspace was seeded from at create, if any.
+	Seed string `json:"seed,omitempty"`
+	// LastExit says why the VM last stopped (clean shutdown, crash, kill).
+	LastExit string `json:"last_exit,omitempty"`
+	// Error explains StateError.
+	Error string `json:"error,omitempty"`
+	// ConsoleLog is the path of the VM's serial console log.
+	ConsoleLog string `json:"console_log,omitempty"`
+}
+
+// Exit reasons of a command.
+const (
+	ReasonExited      = "exited"
+	ReasonSignaled    = "signaled"
+	ReasonTimeout     = "timeout"
+	ReasonOOM         = "oom"
+	ReasonKilled      = "killed"
+	ReasonStartFailed = "start_failed"
+)
+
+// ExecResult is the outcome of one command.
+type ExecResult struct {
+	// CommandID identifies the command in the workspace's command log
+	// (empty for `hearth run`).
+	CommandID string `json:"command_id,omitempty"`
+	ExitCode  int    `json:"exit_code"`
+	// Reason says why the command ended: exited, signaled, timeout, oom,
+	// killed, start_failed.
+	Reason     string `json:"reason"`
+	Signal     string `json:"signal,omitempty"`
+	TimedOut   bool   `json:"timed_out"`
+	DurationMS int64  `json:"duration_ms"`
+	// Stdout and Stderr hold the output (when captured), at most
+	// OutputLimit bytes each; the *_truncated flags say more exists, and
+	// the full output is in the command log. When the bytes are not valid
+	// UTF-8 they are base64 and *_encoding is "base64".
+	Stdout          string `json:"stdout"`
+	Stderr          string `json:"stderr"`
+	StdoutEncoding  string `json:"stdout_encoding,omitempty"`
+	StderrEncoding  string `json:"stderr_encoding,omitempty"`
+	StdoutBytes     int64  `json:"stdout_bytes"`
+	StderrBytes     int64  `json:"stderr_bytes"`
+	StdoutTruncated bool   `json:"stdout_truncated"`
+	StderrTruncated bool   `json:"stderr_truncated"`
+	Message         string `json:"message,omitempty"`
+}
+
+// OutputLimit bounds the output kept in an ExecResult per stream.
+const OutputLimit = 1 << 20
+
+// Command is one entry of a workspace's command log.
+type Command struct {
+	ID          string    `json:"id"`
+	Argv        []string  `json:"argv,omitempty"`
+	Shell       string    `json:"shell,omitempty"`
+	Cwd         string    `json:"cwd,omitempty"`
+	StartedAt   time.Time `json:"started_at"`
+	DurationMS  int64     `json:"duration_ms"`
+	ExitCode    *int      `json:"exit_code"`
+	Reason      string    `json:"reason,omitempty"`
+	Status      string    `json:"status"` // running, finished, lost
+	StdoutBytes int64     `json:"stdout_bytes"`
+	StderrBytes int64     `json:"stderr_bytes"`
+}
+
+// Command statuses.
+const (
+	CommandRunning  = "running"
+	CommandFinished = "finished"
+	CommandLost     = "lost" // the VM stopped while it ran
+)

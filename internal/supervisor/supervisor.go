@@ -1,0 +1,322 @@
+// Package supervisor is the small per-VM host process that owns a VMM.
+//
+// hearth has no central daemon. A persistent VM is started by a CLI (or
+// SDK) call that spawns `hearth _supervise DIR`, a detached process which
+// boots the VMM as its child, holds what the VMM cannot share (QEMU's single
+// serial connection, multiplexed by package serialmux), waits for the guest
+// agent's handshake, reports readiness to its starter through a pipe, and
+// then waits: when the VMM exits it records why in DIR/vm.json. The
+// starter returns as soon as the guest is ready; the VM outlives it.
+package supervisor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hearthvm/hearth/internal/guest"
+	"github.com/hearthvm/hearth/internal/guestproto"
+	"github.com/hearthvm/hearth/internal/vmm"
+)
+
+// Config is what a supervisor boots; it is written to DIR/supervisor.json.
+type Config struct {
+	Backend     string        `json:"backend"`
+	Spec        vmm.Spec      `json:"spec"`
+	BootTimeout time.Duration `json:"boot_timeout"`
+	CacheDir    string        `json:"cache_dir"`
+}
+
+// Status is DIR/vm.json: the live state of a supervised VM.
+type Status struct {
+	State         string            `json:"state"` // "booting", "running", "exited"
+	SupervisorPID int               `json:"supervisor_pid"`
+	VMMPID        int               `json:"vmm_pid,omitempty"`
+	Backend       string            `json:"backend"`
+	Details       map[string]string `json:"details,omitempty"`
+	AgentSocket   string            `json:"agent_socket,omitempty"`
+	StartedAt     time.Time         `json:"started_at"`
+	ReadyAt       *time.Time        `json:"ready_at,omitempty"`
+	BootID        string            `json:"boot_id,omitempty"`
+	AgentVersion  string            `json:"agent_version,omitempty"`
+	ExitedAt      *time.Time        `json:"exited_at,omitempty"`
+	ExitReason    string            `json:"exit_reason,omitempty"`
+	// Clean is true when the guest shut down on request.
+	Clean bool `json:"clean,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
+const (
+	configFile = "supervisor.json"
+	statusFile = "vm.json"
+	// LogFile is the supervisor's own log in DIR.
+	LogFile = "supervisor.log"
+)
+
+// BackendFactory builds the named backend for a supervisor.
+type BackendFactory func(name, cacheDir string, killWithParent bool) (vmm.Backend, error)
+
+// Boot starts spec on b and waits for the guest agent's handshake. On
+// failure nothing is left running and the error carries the console tail.
+func Boot(ctx context.Context, b vmm.Backend, spec vmm.Spec, timeout time.Duration) (vmm.Machine, *guestproto.Hello, error) {
+	if timeout <= 0 {
+		timeout = vmm.DefaultBootTimeout
+	}
+	m, err := b.Start(ctx, spec)
+	if err != nil {
+		return nil, nil, withConsole(fmt.Errorf("start %s VM: %w", b.Name(), err), spec.ConsoleLog)
+	}
+	wctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("no answer within %s", timeout))
+	defer cancel()
+	c := &guest.Client{Socket: m.AgentSocket()}
+	hello, err := c.WaitReady(wctx, m.Done())
+	if err != nil {
+		m.Kill()
+		select {
+		case <-m.Done():
+			err = fmt.Errorf("%w (VMM %s)", err, m.ExitReason())
+		default:
+		}
+		return nil, nil, withConsole(fmt.Errorf("boot %s: %w", spec.ID, err), spec.ConsoleLog)
+	}
+	return m, hello, nil
+}
+
+func withConsole(err error, console string) error {
+	tail := strings.TrimSpace(vmm.ConsoleTail(console, 15))
+	if tail == "" {
+		return fmt.Errorf("%w (console log %s is empty)", err, console)
+	}
+	return fmt.Errorf("%w\nconsole log %s ends with:\n%s", err, console, indent(tail))
+}
+
+func indent(s string) string {
+	return "    " + strings.ReplaceAll(s, "\n", "\n    ")
+}
+
+// ReadStatus reads DIR/vm.json.
+func ReadStatus(dir string) (*Status, error) {
+	b, err := os.ReadFile(filepath.Join(dir, statusFile))
+	if err != nil {
+		return nil, err
+	}
+	var s Status
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, statusFile), err)
+	}
+	return &s, nil
+}
+
+func writeStatus(dir string, s *Status) error {
+	return writeFileAtomic(filepath.Join(dir, statusFile), s)
+}
+
+func writeFileAtomic(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// Launch starts a supervisor for cfg in dir by running exe (the hearth
+// binary) as `exe _supervise dir`, detached from the caller's session, and
+// waits until the guest answers or the supervisor fails. The error of a
+// failed boot carries the console tail.
+func Launch(ctx context.Context, exe, dir string, cfg Config) (*Status, error) {
+	if err := writeFileAtomic(filepath.Join(dir, configFile), cfg); err != nil {
+		return nil, fmt.Errorf("write supervisor config: %w", err)
+	}
+	os.Remove(filepath.Join(dir, statusFile))
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer pr.Close()
+	logf, err := os.OpenFile(filepath.Join(dir, LogFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		pw.Close()
+		return nil, err
+	}
+	cmd := exec.Command(exe, "_supervise", dir)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.ExtraFiles = []*os.File{pw}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.Env = append(os.Environ(), "GOMAXPROCS=1", "GOGC=50")
+	err = cmd.Start()
+	pw.Close()
+	logf.Close()
+	if err != nil {
+		return nil, fmt.Errorf("start supervisor: %w", err)
+	}
+	go cmd.Wait() // reap it if it exits while we run; it normally outlives us
+	type result struct {
+		msg readyMsg
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		var m readyMsg
+		err := json.NewDecoder(pr).Decode(&m)
+		ch <- result{m, err}
+	}()
+	select {
+	case <-ctx.Done():
+		cmd.Process.Signal(syscall.SIGTERM)
+		return nil, fmt.Errorf("waiting for the VM to boot: %w", context.Cause(ctx))
+	case r := <-ch:
+		if r.err != nil {
+			tail := strings.TrimSpace(vmm.ConsoleTail(filepath.Join(dir, LogFile), 10))
+			return nil, fmt.Errorf("supervisor exited before the VM was ready (%v); its log %s ends with:\n%s", r.err, filepath.Join(dir, LogFile), indent(tail))
+		}
+		if r.msg.Error != "" {
+			return nil, errors.New(r.msg.Error)
+		}
+		return ReadStatus(dir)
+	}
+}
+
+type readyMsg struct {
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+}
+
+// Run is the body of `hearth _supervise DIR`. ready is the pipe to the
+// starter (fd 3); it gets one JSON line and is closed.
+func Run(ctx context.Context, dir string, ready io.WriteCloser, factory BackendFactory, log *slog.Logger) error {
+	report := func(m readyMsg) {
+		if ready != nil {
+			json.NewEncoder(ready).Encode(m)
+			ready.Close()
+			ready = nil
+		}
+	}
+	fail := func(err error) error {
+		report(readyMsg{Error: err.Error()})
+		return err
+	}
+	b, err := os.ReadFile(filepath.Join(dir, configFile))
+	if err != nil {
+		return fail(fmt.Errorf("read supervisor config: %w", err))
+	}
+	var cfg Config
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return fail(fmt.Errorf("parse supervisor config: %w", err))
+	}
+	backend, err := factory(cfg.Backend, cfg.CacheDir, false)
+	if err != nil {
+		return fail(err)
+	}
+	st := &Status{State: "booting", SupervisorPID: os.Getpid(), Backend: backend.Name(), StartedAt: time.Now().UTC()}
+	writeStatus(dir, st)
+
+	// Signals: TERM/INT ask for a clean guest shutdown.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
+	bootCtx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-sigs:
+			cancel()
+		case <-bootCtx.Done():
+		}
+	}()
+	m, hello, err := Boot(bootCtx, backend, cfg.Spec, cfg.BootTimeout)
+	cancel()
+	if err != nil {
+		now := time.Now().UTC()
+		st.State, st.ExitedAt, st.ExitReason, st.Error = "exited", &now, "boot failed", err.Error()
+		writeStatus(dir, st)
+		return fail(err)
+	}
+	now := time.Now().UTC()
+	st.State, st.VMMPID, st.Details, st.AgentSocket = "running", m.PID(), m.Describe(), m.AgentSocket()
+	st.ReadyAt, st.BootID, st.AgentVersion = &now, hello.BootID, hello.AgentVersion
+	if err := writeStatus(dir, st); err != nil {
+		m.Kill()
+		return fail(err)
+	}
+	report(readyMsg{OK: true})
+	log.Info("VM ready", "pid", m.PID(), "boot_id", hello.BootID)
+
+	clean := false
+	for {
+		select {
+		case sig := <-sigs:
+			log.Info("signal: shutting the guest down", "signal", sig)
+			clean = Shutdown(context.Background(), m, 20*time.Second) == nil
+			continue
+		case <-m.Done():
+		}
+		break
+	}
+	end := time.Now().UTC()
+	st.State, st.ExitedAt, st.ExitReason = "exited", &end, m.ExitReason()
+	if cur, err := ReadStatus(dir); err == nil && cur.Clean {
+		clean = true
+	}
+	st.Clean = clean
+	if clean {
+		st.ExitReason = "clean shutdown"
+	}
+	log.Info("VMM exited", "reason", st.ExitReason)
+	return writeStatus(dir, st)
+}
+
+// Shutdown asks the guest to power off and waits for the VMM to exit,
+// killing it after grace.
+func Shutdown(ctx context.Context, m vmm.Machine, grace time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, grace)
+	defer cancel()
+	c := &guest.Client{Socket: m.AgentSocket()}
+	_, err := c.Call(ctx, &guestproto.Request{Op: guestproto.OpShutdown})
+	if err == nil {
+		select {
+		case <-m.Done():
+			return nil
+		case <-ctx.Done():
+			err = fmt.Errorf("guest did not power off within %s", grace)
+		}
+	}
+	m.Kill()
+	return err
+}
+
+// MarkClean records in DIR/vm.json that the coming VMM exit is a requested
+// shutdown (called by whoever asks the guest to shut down).
+func MarkClean(dir string) error {
+	s, err := ReadStatus(dir)
+	if err != nil {
+		return err
+	}
+	s.Clean = true
+	return writeStatus(dir, s)
+}
