@@ -17,6 +17,13 @@ const (
 	OpShellSignal Op = "shell_signal" // Request.Shell (ID, Signal)
 	OpShellClose  Op = "shell_close"  // Request.Shell (ID)
 	OpShellList   Op = "shell_list"   // Response.Shells
+	// OpShellAttach streams a session interactively: Request.Shell (ID,
+	// Cursor; nil Cursor = from the oldest kept output). The agent sends
+	// output as FrameStdout; the host sends FrameStdin (bytes to the PTY),
+	// Control (Cols/Rows: resize; Signal) and FrameStdinEOF (detach). The
+	// agent ends with Response.Shell when the shell exits or the host
+	// detaches; closing the stream also detaches. The shell keeps running.
+	OpShellAttach Op = "shell_attach"
 
 	// Files. Paths are absolute guest paths.
 	OpTarOut   Op = "tar_out"   // Request.Files: stream a tar of Path as FrameData; Response.Files
@@ -52,6 +59,9 @@ type Control struct {
 	// Signal delivers a signal ("INT", "TERM", "KILL", "HUP") to the
 	// operation's process group.
 	Signal string `json:"signal,omitempty"`
+	// Cols and Rows resize the terminal of a shell_attach stream (both > 0).
+	Cols int `json:"cols,omitempty"`
+	Rows int `json:"rows,omitempty"`
 }
 
 // Error codes. The host maps them to its own error vocabulary.
@@ -164,6 +174,11 @@ type FilesRequest struct {
 	Path string `json:"path"`
 	// Delete (tar_in): remove entries under Path that the tar does not hold.
 	Delete bool `json:"delete,omitempty"`
+	// Keep (tar_in with Delete): relative paths that exist in the source
+	// although the tar does not carry them (unchanged files of an
+	// incremental sync). Entries under Path that are neither in the tar nor
+	// in Keep (nor ancestors of either) are deleted.
+	Keep []string `json:"keep,omitempty"`
 	// Hash (manifest): include SHA-256 of regular files. HashPaths limits
 	// hashing to these relative paths (nil: all).
 	Hash      bool     `json:"hash,omitempty"`
@@ -182,9 +197,18 @@ type FilesResult struct {
 }
 
 // Manifest lists a tree. Entries are sorted by Path (relative, slash-separated).
+//
+// On the wire (OpManifest) the agent streams the entries as FrameData frames
+// of newline-separated JSON ManifestEntry objects (each frame holds whole
+// lines), then FrameDataEOF, then Response.Manifest with Root, Count and
+// Warnings and no Entries; so a manifest is not bounded by MaxPayload.
 type Manifest struct {
 	Root    string          `json:"root"`
 	Entries []ManifestEntry `json:"entries"`
+	// Count is the number of entries streamed (wire only).
+	Count int64 `json:"count,omitempty"`
+	// Warnings name entries skipped (other file systems, vanished files).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // ManifestEntry is one file system entry.
