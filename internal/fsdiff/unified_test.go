@@ -1,0 +1,245 @@
+package fsdiff
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func lines(n int, f func(i int) string) string {
+	var sb strings.Builder
+	for i := 1; i <= n; i++ {
+		sb.WriteString(f(i) + "\n")
+	}
+	return sb.String()
+}
+
+// gitHunks returns the hunk part (from the first "@@") of
+// `git diff --no-index` between old and new.
+func gitHunks(t *testing.T, old, new string) string {
+	t.Helper()
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	os.WriteFile(a, []byte(old), 0o644)
+	os.WriteFile(b, []byte(new), 0o644)
+	cmd := exec.Command("git", "-c", "diff.algorithm=myers", "diff", "--no-index", "--no-color", "--no-ext-diff", a, b)
+	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "HOME="+dir)
+	out, err := cmd.Output()
+	var ee *exec.ExitError
+	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 1) {
+		t.Skipf("git diff unavailable: %v", err)
+	}
+	return hunks(string(out))
+}
+
+func hunks(p string) string {
+	if i := strings.Index(p, "@@"); i >= 0 {
+		return p[i:]
+	}
+	return ""
+}
+
+func TestUnifiedDiffMatchesGit(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git not installed")
+	}
+	long := lines(40, func(i int) string { return fmt.Sprintf("line %d", i) })
+	tests := []struct{ name, old, new string }{
+		{"small edit", "a\nb\nc\n", "a\nB\nc\n"},
+		{"replace only line", "old\n", "new\n"},
+		{"append", "a\nb\n", "a\nb\nc\n"},
+		{"no newline at end", "a\nb", "a\nc"},
+		{"newline added at end", "a\nb", "a\nb\n"},
+		{"delete all", "a\nb\n", ""},
+		{"from empty", "", "x\ny\n"},
+		{"two hunks", long, strings.Replace(strings.Replace(long, "line 5\n", "five\n", 1), "line 35\n", "", 1)},
+		{"merged hunks", long, strings.Replace(strings.Replace(long, "line 10\n", "ten\n", 1), "line 15\n", "fifteen\n", 1)},
+		{"function context", "func a() {\n" + long + "}\n", "func a() {\n" + strings.Replace(long, "line 30\n", "thirty\n", 1) + "}\n"},
+		{"insert middle", long, strings.Replace(long, "line 20\n", "line 20\nnew a\nnew b\n", 1)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			patch, ins, del := UnifiedDiff("f.txt", []byte(tt.old), []byte(tt.new), 3)
+			if want := gitHunks(t, tt.old, tt.new); hunks(patch) != want {
+				t.Fatalf("hunks differ from git\n--- ours:\n%s\n--- git:\n%s", hunks(patch), want)
+			}
+			var gi, gd int
+			for _, l := range strings.Split(hunks(patch), "\n") {
+				if strings.HasPrefix(l, "+") {
+					gi++
+				} else if strings.HasPrefix(l, "-") {
+					gd++
+				}
+			}
+			if ins != gi || del != gd {
+				t.Errorf("counts = +%d -%d, patch has +%d -%d", ins, del, gi, gd)
+			}
+			if !strings.HasPrefix(patch, "--- a/f.txt\n+++ b/f.txt\n") {
+				t.Errorf("missing headers:\n%s", patch)
+			}
+		})
+	}
+}
+
+func TestUnifiedDiffCostBound(t *testing.T) {
+	a := lines(5000, func(i int) string { return fmt.Sprintf("a%d", i) })
+	b := lines(5000, func(i int) string { return fmt.Sprintf("b%d", i) })
+	patch, ins, del := UnifiedDiff("big", []byte(a), []byte(b), 3)
+	if ins != 5000 || del != 5000 || !strings.Contains(patch, "@@ -1,5000 +1,5000 @@") {
+		t.Fatalf("ins=%d del=%d patch head %q", ins, del, patch[:min(80, len(patch))])
+	}
+	if p, _, _ := UnifiedDiff("same", []byte(a), []byte(a), 3); p != "" {
+		t.Fatalf("identical inputs gave a patch")
+	}
+}
+
+func TestIsBinary(t *testing.T) {
+	tests := []struct {
+		in   []byte
+		want bool
+	}{
+		{[]byte("hello\n"), false},
+		{[]byte("héllo ✓\n"), false},
+		{[]byte{}, false},
+		{[]byte("\x00\x01\x02binary"), true},
+		{[]byte("latin1 \xe9\n"), true},
+		{append(bytes.Repeat([]byte("a"), 9000), 0), false}, // NUL after 8000 bytes, valid UTF-8
+	}
+	for i, tt := range tests {
+		if got := IsBinary(tt.in); got != tt.want {
+			t.Errorf("%d: IsBinary = %v, want %v", i, got, tt.want)
+		}
+	}
+}
+
+func TestBuildAndFormat(t *testing.T) {
+	base := []me{file("blob.bin", 0o644, 4, 1, "b1"), file("edit.txt", 0o644, 4, 1, "e1"), file("gone.txt", 0o644, 4, 1, "g1"),
+		file("keep.txt", 0o644, 6, 1, "k1"), file("huge.log", 0o644, 2<<20, 1, "h1"), link("link", "keep.txt")}
+	live := []me{file("added.txt", 0o644, 3, 2, ""), file("blob.bin", 0o644, 5, 2, ""), file("edit.txt", 0o644, 4, 2, "e2"),
+		file("huge.log", 0o644, 2<<20+1, 2, ""), file("keep.txt", 0o755, 6, 1, ""), link("link", "edit.txt")}
+	content := map[Side]map[string]string{
+		Old: {"blob.bin": "\x00\x01\x02\x03", "edit.txt": "old\n", "gone.txt": "bye\n"},
+		New: {"blob.bin": "\x00\x01\x02\x03\x04", "edit.txt": "new\n", "added.txt": "hi\n"},
+	}
+	load := func(_ context.Context, s Side, p string) ([]byte, error) {
+		c, ok := content[s][p]
+		if !ok {
+			return nil, fmt.Errorf("no content for %s", p)
+		}
+		return []byte(c), nil
+	}
+	res, err := Build(context.Background(), Compare(base, live), load, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Summary{Added: 1, Modified: 4, Deleted: 1, ModeChanged: 1, Files: 7, Insertions: 3, Deletions: 3}
+	if res.Summary != want {
+		t.Errorf("summary = %+v, want %+v", res.Summary, want)
+	}
+	byPath := map[string]File{}
+	for _, f := range res.Files {
+		byPath[f.Path] = f
+	}
+	if f := byPath["edit.txt"]; !strings.Contains(f.Patch, "-old\n+new\n") || f.Binary {
+		t.Errorf("edit.txt = %+v", f)
+	}
+	if f := byPath["blob.bin"]; !f.Binary || f.Patch != "" {
+		t.Errorf("blob.bin = %+v", f)
+	}
+	if f := byPath["huge.log"]; f.PatchOmitted != OmittedTooLarge {
+		t.Errorf("huge.log = %+v", f)
+	}
+	if f := byPath["keep.txt"]; f.Status != ModeChanged || f.OldMode != "0644" || f.NewMode != "0755" {
+		t.Errorf("keep.txt = %+v", f)
+	}
+	if f := byPath["link"]; f.OldTarget != "keep.txt" || f.NewTarget != "edit.txt" {
+		t.Errorf("link = %+v", f)
+	}
+	js, _ := json.Marshal(byPath["keep.txt"])
+	if !strings.Contains(string(js), `"old_mode":"0644","new_mode":"0755"`) {
+		t.Errorf("json = %s", js)
+	}
+
+	var git bytes.Buffer
+	FormatGit(&git, res)
+	for _, s := range []string{
+		"diff --git a/added.txt b/added.txt\nnew file mode 100644\n--- /dev/null\n+++ b/added.txt\n@@ -0,0 +1 @@\n+hi\n",
+		"diff --git a/blob.bin b/blob.bin\nBinary files a/blob.bin and b/blob.bin differ\n",
+		"diff --git a/gone.txt b/gone.txt\ndeleted file mode 100644\n--- a/gone.txt\n+++ /dev/null\n@@ -1 +0,0 @@\n-bye\n",
+		"diff --git a/keep.txt b/keep.txt\nold mode 100644\nnew mode 100755\n",
+		"diff --git a/link b/link\n--- a/link\n+++ b/link\n@@ -1 +1 @@\n-keep.txt\n\\ No newline at end of file\n+edit.txt\n\\ No newline at end of file\n",
+	} {
+		if !strings.Contains(git.String(), s) {
+			t.Errorf("FormatGit lacks %q in:\n%s", s, git.String())
+		}
+	}
+
+	var stat bytes.Buffer
+	FormatStat(&stat, res)
+	wantStat := ` added.txt | 1 +
+ blob.bin  | Bin 4 -> 5 bytes
+ edit.txt  | 2 +-
+ gone.txt  | 1 -
+ huge.log  | ? (too large)
+ keep.txt  | 0
+ link      | 2 +-
+ 7 files changed, 3 insertions(+), 3 deletions(-)
+`
+	if stat.String() != wantStat {
+		t.Errorf("FormatStat =\n%s\nwant\n%s", stat.String(), wantStat)
+	}
+}
+
+func TestFormatStatSummaryForms(t *testing.T) {
+	tests := []struct {
+		ins, del int
+		want     string
+	}{
+		{1, 0, " 1 file changed, 1 insertion(+)\n"},
+		{0, 2, " 1 file changed, 2 deletions(-)\n"},
+		{0, 0, " 1 file changed, 0 insertions(+), 0 deletions(-)\n"},
+	}
+	for _, tt := range tests {
+		r := &Result{Files: []File{{Path: "p", Insertions: tt.ins, Deletions: tt.del}}, Summary: Summary{Insertions: tt.ins, Deletions: tt.del}}
+		var b bytes.Buffer
+		FormatStat(&b, r)
+		if got := b.String()[strings.IndexByte(b.String(), '\n')+1:]; got != tt.want {
+			t.Errorf("summary = %q, want %q", got, tt.want)
+		}
+	}
+}
+
+// TestDiffBlocksApply checks on pseudo-random inputs that the change blocks
+// turn the old lines into the new ones.
+func TestDiffBlocksApply(t *testing.T) {
+	seed := uint32(1)
+	rnd := func(n int) int { seed = seed*1664525 + 1013904223; return int(seed>>8) % n }
+	for iter := 0; iter < 300; iter++ {
+		mk := func() []string {
+			out := make([]string, rnd(30))
+			for i := range out {
+				out[i] = string(rune('a'+rnd(4))) + "\n"
+			}
+			return out
+		}
+		a, b := mk(), mk()
+		var got []string
+		pos := 0
+		for _, bl := range diffBlocks(a, b) {
+			got = append(got, a[pos:bl.A0]...)
+			got = append(got, b[bl.B0:bl.B1]...)
+			pos = bl.A1
+		}
+		got = append(got, a[pos:]...)
+		if strings.Join(got, "") != strings.Join(b, "") {
+			t.Fatalf("iteration %d: applying blocks to %q gave %q, want %q", iter, a, got, b)
+		}
+	}
+}
