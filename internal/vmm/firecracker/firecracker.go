@@ -200,6 +200,29 @@ func (b *Backend) Check(ctx context.Context) error {
 	return nil
 }
 
+// Describe returns details for `hearth doctor`: the binary, its version
+// and, when the version is outside TestedSeries, a warning. Failures are
+// reported in an "error" entry; Check says whether the backend is usable.
+func (b *Backend) Describe(ctx context.Context) map[string]string {
+	d := map[string]string{"backend": Name, "tested_series": TestedSeries}
+	bin, err := b.Binary()
+	if err != nil {
+		d["error"] = err.Error()
+		return d
+	}
+	d["binary"] = bin
+	v, err := binaryVersion(ctx, bin)
+	if err != nil {
+		d["error"] = err.Error()
+		return d
+	}
+	d["version"] = v
+	if w := versionWarning(v); w != "" {
+		d["warning"] = w
+	}
+	return d
+}
+
 // kvmGetAPIVersion is the KVM_GET_API_VERSION ioctl, _IO(0xAE, 0x00).
 const kvmGetAPIVersion = 0xAE00
 

@@ -331,6 +331,13 @@ func TestCheck(t *testing.T) {
 		if err != nil || v != "1.16.0" {
 			t.Errorf("Version() = %q, %v", v, err)
 		}
+		if d := New(Options{}).Describe(context.Background()); d["version"] != "1.16.0" || d["binary"] != p || d["warning"] != "" {
+			t.Errorf("Describe() = %v", d)
+		}
+		t.Setenv(EnvBinary, script("echo Firecracker v1.15.2"))
+		if d := New(Options{}).Describe(context.Background()); !strings.Contains(d["warning"], "untested") {
+			t.Errorf("Describe() for 1.15.2 = %v, want a warning", d)
+		}
 	})
 }
 
