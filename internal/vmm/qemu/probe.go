@@ -132,3 +132,13 @@ func (b *Backend) probe(ctx context.Context, bin, kernel string) ProbeResult {
 	}
 	return r
 }
+
+// CachedProbe returns the last probe result stored in cacheDir, if any.
+func CachedProbe(cacheDir string) (ProbeResult, bool) {
+	var r ProbeResult
+	data, err := os.ReadFile(filepath.Join(cacheDir, "kvm-probe.json"))
+	if err != nil || json.Unmarshal(data, &r) != nil {
+		return r, false
+	}
+	return r, true
+}

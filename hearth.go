@@ -1,0 +1,199 @@
+// Package hearth is the Go SDK for hearth: persistent microVM workspaces
+// that agents, people and programs inhabit.
+//
+// A Client works in-process from the state directory ($HEARTH_HOME); no
+// daemon is needed. The CLI, the MCP server and the HTTP API are thin
+// layers over this package, so an operation has the same name, arguments,
+// defaults and errors everywhere (docs/public-contract.md).
+//
+//	c, err := hearth.New()
+//	ws, err := c.CreateWorkspace(ctx, hearth.CreateOptions{Name: "demo"})
+//	res, err := ws.Exec(ctx, hearth.ExecOptions{Argv: []string{"uname", "-a"}, Capture: true})
+//	fmt.Print(res.Stdout)
+//	_, err = ws.Delete(ctx, true)
+//
+// Errors carry a kind testable with errors.Is: ErrNotFound,
+// ErrInvalidArgument, ErrFailedPrecondition, ErrAlreadyExists, ErrConflict,
+// ErrUnavailable, ErrTimeout.
+package hearth
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/hearthvm/hearth/api"
+	"github.com/hearthvm/hearth/internal/backend"
+	"github.com/hearthvm/hearth/internal/errdefs"
+	"github.com/hearthvm/hearth/internal/home"
+	"github.com/hearthvm/hearth/internal/workspace"
+)
+
+// Public data types (see package api).
+type (
+	// WorkspaceInfo describes a workspace.
+	WorkspaceInfo = api.Workspace
+	// ExecResult is the outcome of a command.
+	ExecResult = api.ExecResult
+	// Command is an entry of a workspace's command log.
+	Command = api.Command
+	// CreateOptions configure a new workspace.
+	CreateOptions = workspace.CreateOptions
+	// ExecOptions describe a command.
+	ExecOptions = workspace.ExecOptions
+	// RunOptions configure a throwaway VM.
+	RunOptions = workspace.RunOptions
+	// LogsOptions select command log entries.
+	LogsOptions = workspace.LogsOptions
+)
+
+// Error kinds, for errors.Is.
+var (
+	ErrNotFound           = errdefs.ErrNotFound
+	ErrAlreadyExists      = errdefs.ErrAlreadyExists
+	ErrInvalidArgument    = errdefs.ErrInvalidArgument
+	ErrFailedPrecondition = errdefs.ErrFailedPrecondition
+	ErrConflict           = errdefs.ErrConflict
+	ErrUnavailable        = errdefs.ErrUnavailable
+	ErrTimeout            = errdefs.ErrTimeout
+	ErrNotImplemented     = errdefs.ErrNotImplemented
+)
+
+// Client is the entry point of the SDK.
+type Client struct {
+	m *workspace.Manager
+}
+
+type config struct {
+	home    string
+	backend string
+	exe     string
+	boot    time.Duration
+	log     *slog.Logger
+}
+
+// Option configures a Client.
+type Option func(*config)
+
+// WithHome sets the state directory (default $HEARTH_HOME, else
+// ${XDG_DATA_HOME:-$HOME/.local/share}/hearth).
+func WithHome(dir string) Option { return func(c *config) { c.home = dir } }
+
+// WithLogger sets the logger (default: discard).
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
+
+// WithExecutable sets the hearth binary that supervises VMs (`hearth
+// _supervise`); needed when the calling program is not hearth itself. The
+// default is $HEARTH_BIN, else `hearth` found next to hearth-agent.
+func WithExecutable(path string) Option { return func(c *config) { c.exe = path } }
+
+// WithBootTimeout bounds how long a guest may take to answer after its VMM
+// starts (default 60 s).
+func WithBootTimeout(d time.Duration) Option { return func(c *config) { c.boot = d } }
+
+// New returns a Client over the local state directory.
+func New(opts ...Option) (*Client, error) {
+	var cfg config
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.home == "" {
+		cfg.home = home.Dir()
+	}
+	if cfg.log == nil {
+		cfg.log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.exe == "" {
+		cfg.exe = defaultExe()
+	}
+	m, err := workspace.New(workspace.Options{
+		Home: cfg.home, Exe: cfg.exe, Log: cfg.log, BootTimeout: cfg.boot,
+		Backends: backend.Factory(backend.Config{CacheDir: home.Cache(cfg.home), Log: cfg.log}),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Client{m: m}, nil
+}
+
+// Home returns the client's state directory.
+func (c *Client) Home() string { return c.m.Home() }
+
+// Run boots a throwaway VM, runs one command and removes the VM.
+func (c *Client) Run(ctx context.Context, o RunOptions) (*ExecResult, error) {
+	return c.m.Run(ctx, o)
+}
+
+// CreateWorkspace creates a workspace and returns it once its guest answers.
+func (c *Client) CreateWorkspace(ctx context.Context, o CreateOptions) (*Workspace, error) {
+	info, err := c.m.Create(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	return &Workspace{c: c, ref: info.ID, Info: *info}, nil
+}
+
+// ListWorkspaces returns every workspace, oldest first.
+func (c *Client) ListWorkspaces(ctx context.Context) ([]WorkspaceInfo, error) {
+	return c.m.List(ctx)
+}
+
+// Workspace returns a handle for a workspace id or name. It is not checked
+// until used.
+func (c *Client) Workspace(ref string) *Workspace { return &Workspace{c: c, ref: ref} }
+
+// Workspace is a handle on one workspace.
+type Workspace struct {
+	c   *Client
+	ref string
+	// Info is the workspace as last seen by this handle (set by
+	// CreateWorkspace and refreshed by Show, Start, Stop).
+	Info WorkspaceInfo
+}
+
+// Ref returns the id or name the handle addresses.
+func (w *Workspace) Ref() string { return w.ref }
+
+func (w *Workspace) keep(i *WorkspaceInfo, err error) (*WorkspaceInfo, error) {
+	if err == nil && i != nil {
+		w.Info = *i
+	}
+	return i, err
+}
+
+// Show returns the workspace's current state.
+func (w *Workspace) Show(ctx context.Context) (*WorkspaceInfo, error) {
+	return w.keep(w.c.m.Get(ctx, w.ref))
+}
+
+// Start boots a stopped workspace (no-op when running).
+func (w *Workspace) Start(ctx context.Context) (*WorkspaceInfo, error) {
+	return w.keep(w.c.m.Start(ctx, w.ref))
+}
+
+// Stop shuts the workspace down cleanly (no-op when stopped).
+func (w *Workspace) Stop(ctx context.Context) (*WorkspaceInfo, error) {
+	return w.keep(w.c.m.Stop(ctx, w.ref))
+}
+
+// Delete removes the workspace and all its files; a running one only with
+// force.
+func (w *Workspace) Delete(ctx context.Context, force bool) (*WorkspaceInfo, error) {
+	return w.c.m.Delete(ctx, w.ref, force)
+}
+
+// Exec runs a command and records it in the command log.
+func (w *Workspace) Exec(ctx context.Context, o ExecOptions) (*ExecResult, error) {
+	return w.c.m.Exec(ctx, w.ref, o)
+}
+
+// Logs returns the command log.
+func (w *Workspace) Logs(ctx context.Context, o LogsOptions) ([]Command, error) {
+	return w.c.m.Logs(ctx, w.ref, o)
+}
+
+// CommandOutput opens the full "stdout" or "stderr" of a logged command.
+func (w *Workspace) CommandOutput(ctx context.Context, commandID, stream string) (io.ReadCloser, *Command, error) {
+	return w.c.m.CommandOutput(ctx, w.ref, commandID, stream)
+}

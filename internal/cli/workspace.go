@@ -1,0 +1,326 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hearthvm/hearth"
+	"github.com/hearthvm/hearth/api"
+	"github.com/hearthvm/hearth/internal/errdefs"
+	"github.com/spf13/cobra"
+)
+
+func init() { commands = append(commands, newWorkspaceCmd) }
+
+// workspaceCommands are the `hearth workspace` subcommands; feature files
+// add theirs in init functions.
+var workspaceCommands []func(*globals) *cobra.Command
+
+func newWorkspaceCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "workspace",
+		Aliases: []string{"ws"},
+		Short:   "Create, use and remove persistent workspaces",
+		Long: `A workspace is a microVM that persists: the CLI exits, the VM keeps running; it can
+be stopped and started again from its own disk. WS is a workspace id (ws-…) or its
+unique name everywhere.`,
+	}
+	cmd.AddCommand(newWSCreate(g), newWSList(g), newWSShow(g), newWSStart(g), newWSStop(g), newWSDelete(g), newWSExec(g), newWSLogs(g))
+	for _, add := range workspaceCommands {
+		cmd.AddCommand(add(g))
+	}
+	return cmd
+}
+
+func (g *globals) printWorkspace(w *api.Workspace) error {
+	if g.json {
+		return g.printJSON(w)
+	}
+	tw := tabwriter.NewWriter(g.stdout, 0, 0, 1, ' ', 0)
+	fmt.Fprintf(tw, "id:\t%s\n", w.ID)
+	fmt.Fprintf(tw, "name:\t%s\n", w.Name)
+	fmt.Fprintf(tw, "state:\t%s\n", w.State)
+	if w.Error != "" {
+		fmt.Fprintf(tw, "error:\t%s\n", w.Error)
+	}
+	fmt.Fprintf(tw, "image:\t%s\n", w.Image)
+	backend := w.Backend
+	if w.Accel != "" {
+		backend += " (" + w.Accel + ")"
+	}
+	fmt.Fprintf(tw, "backend:\t%s\n", backend)
+	fmt.Fprintf(tw, "cpus:\t%d\n", w.CPUs)
+	fmt.Fprintf(tw, "memory:\t%d MiB\n", w.MemoryMiB)
+	fmt.Fprintf(tw, "disk:\t%s\n", humanBytes(w.DiskSizeBytes))
+	fmt.Fprintf(tw, "created:\t%s (%s)\n", w.CreatedAt.Local().Format(time.RFC3339), ago(w.CreatedAt))
+	if w.PID != 0 {
+		fmt.Fprintf(tw, "pid:\t%d\n", w.PID)
+	}
+	if w.LastExit != "" && w.State != api.StateRunning {
+		fmt.Fprintf(tw, "last exit:\t%s\n", w.LastExit)
+	}
+	if w.Seed != "" {
+		fmt.Fprintf(tw, "seed:\t%s\n", w.Seed)
+	}
+	fmt.Fprintf(tw, "console:\t%s\n", w.ConsoleLog)
+	return tw.Flush()
+}
+
+func newWSCreate(g *globals) *cobra.Command {
+	var o hearth.CreateOptions
+	var disk string
+	cmd := &cobra.Command{
+		Use:   "create [flags]",
+		Short: "Create a workspace and boot it",
+		Long: `Create a workspace: a microVM with its own writable disk (root file system changes
+and /workspace) over the image's shared read-only root. Returns once the guest agent
+answers. --seed copies a host directory or archive (.tar, .tar.gz, .tgz, .zip) into
+/workspace; the create-time contents of /workspace become the immutable baseline
+that 'hearth workspace diff' compares against.`,
+		Example: `  hearth workspace create --name demo
+  hearth workspace create --name api --seed ./project --cpus 2 --memory 2048 --disk-size 20G --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var err error
+			if o.DiskSize, err = parseSize(disk); err != nil {
+				return fmt.Errorf("--disk-size: %w", err)
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			if !g.json {
+				o.Progress = func(s string) { fmt.Fprintf(g.stderr, "hearth: %s…\n", s) }
+			}
+			ws, err := c.CreateWorkspace(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			return g.printWorkspace(&ws.Info)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Name, "name", "", "unique name (default: the id)")
+	f.StringVar(&o.Image, "image", "", "image (default debian-12)")
+	f.StringVar(&o.Backend, "backend", "", "VMM backend: auto, qemu or firecracker (default $HEARTH_BACKEND or auto)")
+	f.IntVar(&o.CPUs, "cpus", 2, "virtual CPUs")
+	f.IntVar(&o.MemoryMiB, "memory", 1024, "memory in MiB (at least 128)")
+	f.StringVar(&disk, "disk-size", "8G", "size of the writable disk (sparse), e.g. 8G, 512M")
+	f.StringVar(&o.Seed, "seed", "", "host directory or archive to copy into /workspace")
+	return cmd
+}
+
+func newWSList(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List workspaces",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ws, err := c.ListWorkspaces(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(map[string]any{"workspaces": ws})
+			}
+			if len(ws) == 0 {
+				fmt.Fprintln(g.stdout, "no workspaces: create one with `hearth workspace create --name NAME`")
+				return nil
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tNAME\tSTATE\tIMAGE\tCPUS\tMEMORY\tCREATED")
+			for _, w := range ws {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%dM\t%s\n", w.ID, w.Name, w.State, w.Image, w.CPUs, w.MemoryMiB, ago(w.CreatedAt))
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func wsCmd(g *globals, use, short string, do func(cmd *cobra.Command, ws *hearth.Workspace) (*api.Workspace, error)) *cobra.Command {
+	return &cobra.Command{
+		Use:   use + " WS",
+		Short: short,
+		Args:  exactArgs(1, "WS"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			w, err := do(cmd, c.Workspace(args[0]))
+			if err != nil {
+				return err
+			}
+			return g.printWorkspace(w)
+		},
+	}
+}
+
+// exactArgs is cobra.ExactArgs with an error that names what is missing.
+func exactArgs(n int, names string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return fmt.Errorf("%s takes %s (got %d arguments); see `%s --help`: %w", cmd.CommandPath(), names, len(args), cmd.CommandPath(), errdefs.ErrInvalidArgument)
+		}
+		return nil
+	}
+}
+
+func newWSShow(g *globals) *cobra.Command {
+	return wsCmd(g, "show", "Show a workspace", func(cmd *cobra.Command, ws *hearth.Workspace) (*api.Workspace, error) {
+		return ws.Show(cmd.Context())
+	})
+}
+
+func newWSStart(g *globals) *cobra.Command {
+	return wsCmd(g, "start", "Boot a stopped workspace from its disk", func(cmd *cobra.Command, ws *hearth.Workspace) (*api.Workspace, error) {
+		return ws.Start(cmd.Context())
+	})
+}
+
+func newWSStop(g *globals) *cobra.Command {
+	return wsCmd(g, "stop", "Shut a workspace down cleanly (its disk is kept)", func(cmd *cobra.Command, ws *hearth.Workspace) (*api.Workspace, error) {
+		return ws.Stop(cmd.Context())
+	})
+}
+
+func newWSDelete(g *globals) *cobra.Command {
+	var force bool
+	cmd := wsCmd(g, "delete", "Delete a workspace and every file it had", func(cmd *cobra.Command, ws *hearth.Workspace) (*api.Workspace, error) {
+		return ws.Delete(cmd.Context(), force)
+	})
+	cmd.Flags().BoolVar(&force, "force", false, "delete even if it is running (the VM is killed)")
+	return cmd
+}
+
+func newWSExec(g *globals) *cobra.Command {
+	var o hearth.ExecOptions
+	var env []string
+	var stdin bool
+	cmd := &cobra.Command{
+		Use:   "exec WS [flags] -- CMD [ARG...]",
+		Short: "Run a command in a running workspace",
+		Long: `Run a command in a running workspace. Output streams as exact bytes to stdout and
+stderr and the command's exit code becomes hearth's. Standard input is closed (the
+command reads EOF) unless --stdin is given. With --json the result is one object:
+exit_code, stdout, stderr (at most 1 MiB each, with *_truncated flags; base64 with
+*_encoding when not UTF-8), duration_ms, timed_out, reason and command_id — the full
+output stays in the command log ('hearth workspace logs WS ID'). A stopped workspace
+is an error: start it with 'hearth workspace start WS'.`,
+		Example: `  hearth workspace exec demo -- ls -la /workspace
+  hearth workspace exec demo --cwd /tmp --env DEBUG=1 --timeout 1m -- make test
+  echo 'print(1)' | hearth workspace exec demo --stdin -- python3`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dash := cmd.ArgsLenAtDash()
+			if dash != 1 || len(args) < 2 {
+				return fmt.Errorf("usage: hearth workspace exec WS [flags] -- CMD [ARG...] (put the command after `--`): %w", errdefs.ErrInvalidArgument)
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			if o.Env, err = parseEnv(env); err != nil {
+				return err
+			}
+			o.Argv = args[1:]
+			o.Capture = g.json
+			if !g.json {
+				o.Stdout, o.Stderr = g.stdout, g.stderr
+			}
+			if stdin {
+				o.Stdin = g.stdin
+			}
+			res, err := c.Workspace(args[0]).Exec(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			return g.finishExec(res, o.Timeout)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Cwd, "cwd", "", "working directory in the guest (default /workspace)")
+	f.StringArrayVar(&env, "env", nil, "set an environment variable KEY=VALUE (repeatable)")
+	f.DurationVar(&o.Timeout, "timeout", 0, "kill the command's process group after this long (e.g. 30s); 0 means no limit")
+	f.BoolVar(&stdin, "stdin", false, "pass this process's standard input to the command")
+	return cmd
+}
+
+func newWSLogs(g *globals) *cobra.Command {
+	var tail int
+	var stream string
+	cmd := &cobra.Command{
+		Use:   "logs WS [COMMAND_ID]",
+		Short: "Show the command log, or one command's full output",
+		Long: `Without COMMAND_ID: every exec in the workspace with its id, argv, cwd, start time,
+duration, exit code and output sizes. With COMMAND_ID: that command's full output
+(stdout, or stderr with --stream stderr) as exact bytes; with --json, the command's
+record plus its output. The log is kept on the host and survives restarts. Shell
+sessions, diff, export and sync never appear in it.`,
+		Example: `  hearth workspace logs demo --tail 5
+  hearth workspace logs demo cmd-000003 --stream stderr`,
+		Args: cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ws := c.Workspace(args[0])
+			if len(args) == 2 {
+				rc, rec, err := ws.CommandOutput(cmd.Context(), args[1], stream)
+				if err != nil {
+					return err
+				}
+				defer rc.Close()
+				if g.json {
+					b, err := io.ReadAll(io.LimitReader(rc, 64<<20))
+					if err != nil {
+						return err
+					}
+					text, enc := string(b), ""
+					if !isUTF8(b) {
+						text, enc = b64(b), "base64"
+					}
+					return g.printJSON(map[string]any{"command": rec, "stream": stream, "output": text, "encoding": enc})
+				}
+				_, err = io.Copy(g.stdout, rc)
+				return err
+			}
+			cmds, err := ws.Logs(cmd.Context(), hearth.LogsOptions{Tail: tail})
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(map[string]any{"commands": cmds})
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tSTARTED\tDURATION\tEXIT\tSTATUS\tOUT/ERR\tCOMMAND")
+			for _, c := range cmds {
+				exit := "-"
+				if c.ExitCode != nil {
+					exit = fmt.Sprint(*c.ExitCode)
+				}
+				what := c.Shell
+				if len(c.Argv) > 0 {
+					what = strings.Join(c.Argv, " ")
+				}
+				if len(what) > 60 {
+					what = what[:57] + "..."
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%dms\t%s\t%s\t%s/%s\t%s\n", c.ID, c.StartedAt.Local().Format("15:04:05"), c.DurationMS, exit, c.Status,
+					humanBytes(c.StdoutBytes), humanBytes(c.StderrBytes), what)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().IntVar(&tail, "tail", 0, "show only the last N commands")
+	cmd.Flags().StringVar(&stream, "stream", "stdout", "with COMMAND_ID: which output, stdout or stderr")
+	return cmd
+}

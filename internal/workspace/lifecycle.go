@@ -1,0 +1,508 @@
+package workspace
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hearthvm/hearth/api"
+	"github.com/hearthvm/hearth/internal/errdefs"
+	"github.com/hearthvm/hearth/internal/guest"
+	"github.com/hearthvm/hearth/internal/guestproto"
+	"github.com/hearthvm/hearth/internal/home"
+	"github.com/hearthvm/hearth/internal/image"
+	"github.com/hearthvm/hearth/internal/initrd"
+	"github.com/hearthvm/hearth/internal/supervisor"
+	"github.com/hearthvm/hearth/internal/vmm"
+	"golang.org/x/sys/unix"
+)
+
+// Defaults for new workspaces.
+const (
+	DefaultCPUs      = 2
+	DefaultMemoryMiB = 1024
+	DefaultDiskSize  = 8 << 30
+	MaxMemoryMiB     = 256 << 10
+)
+
+// CreateOptions configure a new workspace.
+type CreateOptions struct {
+	Name      string
+	Image     string
+	Backend   string
+	CPUs      int
+	MemoryMiB int
+	// DiskSize is the writable disk's size in bytes.
+	DiskSize int64
+	// Seed is a host directory or archive copied into /workspace.
+	Seed string
+	// Progress receives human-readable steps of a long create.
+	Progress func(string)
+}
+
+// ValidateMachine checks cpus and memory.
+func ValidateMachine(cpus, memMiB int) error {
+	if cpus < 1 || cpus > 32 {
+		return fmt.Errorf("--cpus %d: want 1 to 32: %w", cpus, errdefs.ErrInvalidArgument)
+	}
+	if memMiB < vmm.MinMemoryMiB {
+		return fmt.Errorf("--memory %d MiB is too small: the guest needs at least %d MiB: %w", memMiB, vmm.MinMemoryMiB, errdefs.ErrInvalidArgument)
+	}
+	if memMiB > MaxMemoryMiB {
+		return fmt.Errorf("--memory %d MiB is more than %d MiB: %w", memMiB, MaxMemoryMiB, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// vmState is the reconciled state of a workspace's VM.
+type vmState struct {
+	state    api.State
+	lastExit string
+	err      string
+	status   *supervisor.Status
+}
+
+// pidAlive reports whether pid is a live (non-zombie) process whose command
+// line contains want (guards against pid reuse after a host reboot).
+func pidAlive(pid int, want string) bool {
+	if pid <= 0 {
+		return false
+	}
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	if i := strings.LastIndexByte(string(stat), ')'); i > 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
+		return false
+	}
+	if want == "" {
+		return true
+	}
+	cl, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	return err == nil && strings.Contains(string(cl), want)
+}
+
+func (m *Manager) vmState(id string) vmState {
+	run := m.runDir(id)
+	st, err := supervisor.ReadStatus(run)
+	if err != nil {
+		return vmState{state: api.StateStopped}
+	}
+	supAlive := pidAlive(st.SupervisorPID, run)
+	vmmAlive := pidAlive(st.VMMPID, "")
+	switch {
+	case st.State == "running" && supAlive && vmmAlive:
+		return vmState{state: api.StateRunning, status: st}
+	case st.State == "booting" && supAlive:
+		return vmState{state: api.StateStopped, lastExit: "booting", status: st}
+	case st.State == "exited":
+		if st.Error != "" {
+			return vmState{state: api.StateError, lastExit: st.ExitReason, err: st.Error, status: st}
+		}
+		return vmState{state: api.StateStopped, lastExit: st.ExitReason, status: st}
+	case vmmAlive && !supAlive:
+		return vmState{state: api.StateError, status: st, lastExit: "supervisor died",
+			err: fmt.Sprintf("the VM's supervisor (pid %d) died while the VMM (pid %d) runs: `hearth workspace stop %s` cleans up", st.SupervisorPID, st.VMMPID, id)}
+	default:
+		return vmState{state: api.StateStopped, status: st, lastExit: "VMM gone without a recorded exit (killed, or the host rebooted)"}
+	}
+}
+
+// List returns every workspace.
+func (m *Manager) List(ctx context.Context) ([]api.Workspace, error) {
+	rs, err := m.records()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.Workspace, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, *m.info(r))
+	}
+	return out, nil
+}
+
+// Get returns one workspace by id or name.
+func (m *Manager) Get(ctx context.Context, ref string) (*api.Workspace, error) {
+	r, err := m.resolve(ref)
+	if err != nil {
+		return nil, err
+	}
+	return m.info(r), nil
+}
+
+// Create makes a workspace and boots it; it returns once the guest agent
+// answers (and the seed is in place and the baseline recorded).
+func (m *Manager) Create(ctx context.Context, opts CreateOptions) (_ *api.Workspace, err error) {
+	progress := opts.Progress
+	if progress == nil {
+		progress = func(string) {}
+	}
+	if opts.Image == "" {
+		opts.Image = image.DefaultImage
+	}
+	if opts.CPUs == 0 {
+		opts.CPUs = DefaultCPUs
+	}
+	if opts.MemoryMiB == 0 {
+		opts.MemoryMiB = DefaultMemoryMiB
+	}
+	if opts.DiskSize == 0 {
+		opts.DiskSize = DefaultDiskSize
+	}
+	if err := ValidateMachine(opts.CPUs, opts.MemoryMiB); err != nil {
+		return nil, err
+	}
+	if opts.DiskSize < 64<<20 {
+		return nil, fmt.Errorf("--disk-size %d bytes is too small: use at least 64M: %w", opts.DiskSize, errdefs.ErrInvalidArgument)
+	}
+	if opts.Name != "" {
+		if err := ValidateName(opts.Name); err != nil {
+			return nil, err
+		}
+	}
+	if opts.Seed != "" {
+		if err := checkSeed(opts.Seed); err != nil {
+			return nil, err
+		}
+	}
+	img, err := (&image.Store{Root: m.root}).Get(opts.Image)
+	if err != nil {
+		return nil, err
+	}
+	backend, err := m.backends(ctx, opts.Backend, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(m.wsRoot(), 0o700); err != nil {
+		return nil, err
+	}
+	// The global lock makes the name check and the directory creation atomic.
+	unlock, err := lock(ctx, filepath.Join(m.wsRoot(), ".lock"))
+	if err != nil {
+		return nil, err
+	}
+	id := newID()
+	if opts.Name == "" {
+		opts.Name = id
+	} else {
+		rs, err := m.records()
+		if err != nil {
+			unlock()
+			return nil, err
+		}
+		for _, r := range rs {
+			if r.Name == opts.Name {
+				unlock()
+				return nil, fmt.Errorf("a workspace named %q already exists (%s): pick another name or delete it: %w", opts.Name, r.ID, errdefs.ErrAlreadyExists)
+			}
+		}
+	}
+	dir := m.dir(id)
+	if err := os.MkdirAll(filepath.Join(dir, "run"), 0o700); err != nil {
+		unlock()
+		return nil, err
+	}
+	os.MkdirAll(m.logDir(id), 0o700)
+	rec := &record{ID: id, Name: opts.Name, Image: img.Name, Backend: backend.Name(), CreatedAt: time.Now().UTC(),
+		CPUs: opts.CPUs, MemoryMiB: opts.MemoryMiB, DiskSizeBytes: opts.DiskSize, Seed: opts.Seed, KernelVersion: img.KernelVersion}
+	err = m.writeRecord(rec)
+	unlock()
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			m.forceStop(id)
+			os.RemoveAll(dir)
+		}
+	}()
+	// The image's files are hard-linked (never copied): the workspace pins
+	// the exact lower layer its overlay was made on, and create costs the
+	// same whatever the image's size.
+	for _, l := range []struct{ src, dst string }{{img.RootFS, "base.ext4"}, {img.Kernel, "vmlinux"}} {
+		if err := linkOrRef(l.src, filepath.Join(dir, l.dst)); err != nil {
+			return nil, fmt.Errorf("pin image file: %w", err)
+		}
+	}
+	progress("making the workspace disk")
+	if err := makeDisk(ctx, filepath.Join(dir, "disk.ext4"), opts.DiskSize); err != nil {
+		return nil, err
+	}
+	progress("booting the VM")
+	if _, err := m.start(ctx, rec, backend.Name()); err != nil {
+		return nil, err
+	}
+	if opts.Seed != "" {
+		progress("copying the seed into /workspace")
+		if err := m.seed(ctx, rec, opts.Seed); err != nil {
+			return nil, err
+		}
+	}
+	progress("recording the baseline")
+	if err := m.recordBaseline(ctx, rec); err != nil {
+		return nil, fmt.Errorf("record baseline: %w", err)
+	}
+	rec.Ready = true
+	if err := m.writeRecord(rec); err != nil {
+		return nil, err
+	}
+	return m.info(rec), nil
+}
+
+// linkOrRef hard-links src to dst, or symlinks when they are on different
+// file systems.
+func linkOrRef(src, dst string) error {
+	if err := os.Link(src, dst); err == nil {
+		return nil
+	}
+	abs, err := filepath.Abs(src)
+	if err != nil {
+		return err
+	}
+	return os.Symlink(abs, dst)
+}
+
+// makeDisk makes a sparse ext4 file of size bytes.
+func makeDisk(ctx context.Context, path string, size int64) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	err = f.Truncate(size)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("size workspace disk: %w", err)
+	}
+	cmd := exec.CommandContext(ctx, "mkfs.ext4", "-q", "-F", "-L", "hearth-data",
+		"-E", "lazy_itable_init=1,lazy_journal_init=1,discard", "-m", "0", path)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("mkfs.ext4 workspace disk: %v: %s (install e2fsprogs)", err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// spec builds the VM spec of a workspace.
+func (m *Manager) spec(rec *record) (vmm.Spec, error) {
+	agent, err := initrd.FindAgent()
+	if err != nil {
+		return vmm.Spec{}, err
+	}
+	rd, err := initrd.Ensure(home.Cache(m.root), agent)
+	if err != nil {
+		return vmm.Spec{}, err
+	}
+	dir := m.dir(rec.ID)
+	return vmm.Spec{
+		ID: rec.ID, Dir: m.runDir(rec.ID),
+		Kernel: filepath.Join(dir, "vmlinux"), Initrd: rd,
+		RootFS: filepath.Join(dir, "base.ext4"), DataDisk: filepath.Join(dir, "disk.ext4"),
+		CPUs: rec.CPUs, MemoryMiB: rec.MemoryMiB,
+		KernelArgs: []string{"hearth.root=/dev/vda", "hearth.data=/dev/vdb", "hearth.id=" + rec.ID, "hearth.hostname=" + hostname(rec.Name)},
+		ConsoleLog: filepath.Join(m.runDir(rec.ID), "console.log"),
+	}, nil
+}
+
+func hostname(name string) string {
+	h := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' {
+			return r
+		}
+		return '-'
+	}, name)
+	if len(h) > 63 {
+		h = h[:63]
+	}
+	return strings.Trim(h, "-")
+}
+
+// start boots a stopped workspace (lock held by the caller or not needed).
+func (m *Manager) start(ctx context.Context, rec *record, backendName string) (*supervisor.Status, error) {
+	spec, err := m.spec(rec)
+	if err != nil {
+		return nil, err
+	}
+	run := m.runDir(rec.ID)
+	os.MkdirAll(run, 0o700)
+	// Keep the previous boot's console as console.log.1.
+	if _, err := os.Stat(spec.ConsoleLog); err == nil {
+		os.Rename(spec.ConsoleLog, spec.ConsoleLog+".1")
+	}
+	st, err := supervisor.Launch(ctx, m.exe, run, supervisor.Config{
+		Backend: backendName, Spec: spec, BootTimeout: m.bootTimeout, CacheDir: home.Cache(m.root),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start workspace %s: %w", rec.ID, err)
+	}
+	return st, nil
+}
+
+// Start boots a stopped workspace; starting a running one is a no-op.
+func (m *Manager) Start(ctx context.Context, ref string) (*api.Workspace, error) {
+	rec, err := m.resolve(ref)
+	if err != nil {
+		return nil, err
+	}
+	unlock, err := m.lockWorkspace(ctx, rec.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	vs := m.vmState(rec.ID)
+	if vs.state == api.StateRunning {
+		return m.info(rec), nil
+	}
+	m.forceStop(rec.ID) // clear any half-dead remains (orphan VMM, stale sockets)
+	if _, err := m.start(ctx, rec, rec.Backend); err != nil {
+		return nil, err
+	}
+	return m.info(rec), nil
+}
+
+// Stop shuts the guest down cleanly and waits for the VMM to exit; it kills
+// the VM if the guest does not power off in time. Stopping a stopped
+// workspace is a no-op.
+func (m *Manager) Stop(ctx context.Context, ref string) (*api.Workspace, error) {
+	rec, err := m.resolve(ref)
+	if err != nil {
+		return nil, err
+	}
+	unlock, err := m.lockWorkspace(ctx, rec.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if err := m.stop(ctx, rec.ID); err != nil {
+		return nil, err
+	}
+	return m.info(rec), nil
+}
+
+func (m *Manager) stop(ctx context.Context, id string) error {
+	vs := m.vmState(id)
+	if vs.state != api.StateRunning {
+		m.forceStop(id)
+		return nil
+	}
+	run := m.runDir(id)
+	supervisor.MarkClean(run)
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	c := &guest.Client{Socket: vs.status.AgentSocket}
+	if _, err := c.Call(sctx, &guestproto.Request{Op: guestproto.OpShutdown}); err != nil {
+		m.log.Warn("guest shutdown request failed; killing the VM", "id", id, "err", err)
+		m.forceStop(id)
+		return nil
+	}
+	if err := waitPidExit(sctx, vs.status.SupervisorPID); err != nil {
+		m.forceStop(id)
+	}
+	return nil
+}
+
+// forceStop kills whatever is left of a workspace's VM and supervisor.
+func (m *Manager) forceStop(id string) {
+	run := m.runDir(id)
+	st, err := supervisor.ReadStatus(run)
+	if err != nil {
+		return
+	}
+	if pidAlive(st.VMMPID, "") && (st.State == "running" || st.State == "booting") {
+		syscall.Kill(st.VMMPID, syscall.SIGKILL)
+	}
+	if pidAlive(st.SupervisorPID, run) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if waitPidExit(ctx, st.SupervisorPID) != nil {
+			syscall.Kill(st.SupervisorPID, syscall.SIGKILL)
+		}
+		cancel()
+	}
+}
+
+// waitPidExit waits for a process that is not our child to exit, using a
+// pidfd (no polling).
+func waitPidExit(ctx context.Context, pid int) error {
+	if pid <= 0 {
+		return nil
+	}
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		if errors.Is(err, unix.ESRCH) {
+			return nil
+		}
+		return err
+	}
+	defer unix.Close(fd)
+	done := make(chan error, 1)
+	go func() {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		for {
+			dl, ok := ctx.Deadline()
+			ms := -1
+			if ok {
+				ms = max(int(time.Until(dl).Milliseconds()), 0)
+			}
+			n, err := unix.Poll(fds, ms)
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			if err != nil {
+				done <- err
+				return
+			}
+			if n == 0 {
+				done <- context.DeadlineExceeded
+				return
+			}
+			done <- nil
+			return
+		}
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Delete removes a workspace and every file it had. A running workspace is
+// refused unless force, which kills it first.
+func (m *Manager) Delete(ctx context.Context, ref string, force bool) (*api.Workspace, error) {
+	rec, err := m.resolve(ref)
+	if err != nil {
+		return nil, err
+	}
+	unlock, err := m.lockWorkspace(ctx, rec.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	info := m.info(rec)
+	if info.State == api.StateRunning && !force {
+		return nil, fmt.Errorf("workspace %s is running: stop it first with `hearth workspace stop %s`, or delete with --force: %w", rec.Name, rec.Name, errdefs.ErrFailedPrecondition)
+	}
+	m.forceStop(rec.ID)
+	if err := os.RemoveAll(m.dir(rec.ID)); err != nil {
+		return nil, fmt.Errorf("remove workspace files: %w", err)
+	}
+	info.State = api.StateStopped
+	info.PID, info.SupervisorPID = 0, 0
+	return info, nil
+}
+
+// client returns the agent client of a running workspace, or a clear error.
+func (m *Manager) client(rec *record) (*guest.Client, error) {
+	vs := m.vmState(rec.ID)
+	if vs.state != api.StateRunning {
+		return nil, fmt.Errorf("workspace %s is %s: start it with `hearth workspace start %s`: %w", rec.Name, vs.state, rec.Name, errdefs.ErrFailedPrecondition)
+	}
+	return &guest.Client{Socket: vs.status.AgentSocket}, nil
+}

@@ -1,0 +1,294 @@
+// Package workspace is hearth's engine: persistent workspaces (a microVM
+// plus its own writable disk) and throwaway runs, kept in the state
+// directory with no daemon. Every operation works from the files under
+// $HEARTH_HOME/workspaces/<id>/; a per-VM supervisor process (package
+// supervisor) owns each running VMM.
+//
+// A workspace directory holds:
+//
+//	workspace.json   the record (atomic writes)
+//	lock             flock held by lifecycle operations
+//	base.ext4        hard link to the image's read-only root file system
+//	vmlinux          hard link to the image's kernel
+//	disk.ext4        the writable disk: root fs changes (overlay) and /workspace
+//	baseline/        the immutable create-time baseline of /workspace
+//	logs/            the command log and each command's output
+//	run/             sockets, console log and status of the running VM
+package workspace
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hearthvm/hearth/api"
+	"github.com/hearthvm/hearth/internal/errdefs"
+	"github.com/hearthvm/hearth/internal/home"
+	"github.com/hearthvm/hearth/internal/vmm"
+)
+
+// Manager manages the workspaces under one state directory. The zero value
+// is not usable; use New.
+type Manager struct {
+	root string
+	exe  string
+	log  *slog.Logger
+	// Backends builds VMM backends; see package backend.
+	backends    BackendFunc
+	bootTimeout time.Duration
+}
+
+// BackendFunc returns the backend to use for name ("auto", "qemu",
+// "firecracker"); killWithParent ties the VMM's life to this process.
+type BackendFunc func(ctx context.Context, name string, killWithParent bool) (vmm.Backend, error)
+
+// Options configure a Manager.
+type Options struct {
+	// Home is the state directory ($HEARTH_HOME).
+	Home string
+	// Exe is the hearth binary that runs supervisors (`hearth _supervise`);
+	// the running executable when empty.
+	Exe string
+	// Backends builds backends.
+	Backends BackendFunc
+	// BootTimeout bounds how long a guest may take to answer after its VMM
+	// starts (default vmm.DefaultBootTimeout).
+	BootTimeout time.Duration
+	Log         *slog.Logger
+}
+
+// New returns a Manager.
+func New(opts Options) (*Manager, error) {
+	if opts.Home == "" {
+		opts.Home = home.Dir()
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Exe == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		opts.Exe = exe
+	}
+	if opts.Backends == nil {
+		return nil, errors.New("workspace: no backend factory")
+	}
+	if opts.BootTimeout <= 0 {
+		opts.BootTimeout = vmm.DefaultBootTimeout
+	}
+	return &Manager{root: opts.Home, exe: opts.Exe, log: opts.Log, backends: opts.Backends, bootTimeout: opts.BootTimeout}, nil
+}
+
+// Home returns the state directory.
+func (m *Manager) Home() string { return m.root }
+
+// record is workspace.json.
+type record struct {
+	ID            string    `json:"id"`
+	Name          string    `json:"name"`
+	Image         string    `json:"image"`
+	Backend       string    `json:"backend"`
+	CreatedAt     time.Time `json:"created_at"`
+	CPUs          int       `json:"cpus"`
+	MemoryMiB     int       `json:"memory_mib"`
+	DiskSizeBytes int64     `json:"disk_size_bytes"`
+	Seed          string    `json:"seed,omitempty"`
+	KernelVersion string    `json:"kernel_version,omitempty"`
+	// Ready is false until create finished (seeded, baseline recorded).
+	Ready bool `json:"ready"`
+}
+
+func (m *Manager) wsRoot() string              { return home.Workspaces(m.root) }
+func (m *Manager) dir(id string) string        { return filepath.Join(m.wsRoot(), id) }
+func (m *Manager) runDir(id string) string     { return filepath.Join(m.dir(id), "run") }
+func (m *Manager) logDir(id string) string     { return filepath.Join(m.dir(id), "logs") }
+func (m *Manager) recordPath(id string) string { return filepath.Join(m.dir(id), "workspace.json") }
+
+var (
+	nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+	idRE   = regexp.MustCompile(`^ws-[0-9a-f]{8}$`)
+)
+
+// ValidateName checks a workspace name.
+func ValidateName(name string) error {
+	if !nameRE.MatchString(name) {
+		return fmt.Errorf("workspace name %q: use 1-63 characters a-z, 0-9, '.', '_' or '-', starting with a letter or digit: %w", name, errdefs.ErrInvalidArgument)
+	}
+	if strings.HasPrefix(name, "ws-") {
+		return fmt.Errorf("workspace name %q: names starting with \"ws-\" are reserved for workspace ids: %w", name, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
+func newID() string {
+	var b [4]byte
+	rand.Read(b[:])
+	return "ws-" + hex.EncodeToString(b[:])
+}
+
+func (m *Manager) readRecord(id string) (*record, error) {
+	b, err := os.ReadFile(m.recordPath(id))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("workspace %q: %w", id, errdefs.ErrNotFound)
+		}
+		return nil, err
+	}
+	var r record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("workspace %s: corrupt %s: %w", id, m.recordPath(id), err)
+	}
+	return &r, nil
+}
+
+func (m *Manager) writeRecord(r *record) error {
+	return writeJSONAtomic(m.recordPath(r.ID), r)
+}
+
+func writeJSONAtomic(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := fmt.Sprintf("%s.tmp%d", path, os.Getpid())
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(append(b, '\n'))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// records lists every workspace record, sorted by creation time.
+func (m *Manager) records() ([]*record, error) {
+	ents, err := os.ReadDir(m.wsRoot())
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var out []*record
+	for _, e := range ents {
+		if !e.IsDir() || !idRE.MatchString(e.Name()) {
+			continue
+		}
+		r, err := m.readRecord(e.Name())
+		if err != nil {
+			continue // a create in progress or a half-deleted directory
+		}
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
+	return out, nil
+}
+
+// resolve finds a workspace by id or unique name.
+func (m *Manager) resolve(ref string) (*record, error) {
+	if ref == "" {
+		return nil, fmt.Errorf("no workspace given: pass a workspace id or name (see `hearth workspace list`): %w", errdefs.ErrInvalidArgument)
+	}
+	if idRE.MatchString(ref) {
+		if r, err := m.readRecord(ref); err == nil {
+			return r, nil
+		}
+	}
+	rs, err := m.records()
+	if err != nil {
+		return nil, err
+	}
+	var match []*record
+	for _, r := range rs {
+		if r.Name == ref || r.ID == ref {
+			match = append(match, r)
+		}
+	}
+	switch len(match) {
+	case 0:
+		return nil, fmt.Errorf("no workspace named %q: see `hearth workspace list`: %w", ref, errdefs.ErrNotFound)
+	case 1:
+		return match[0], nil
+	}
+	ids := make([]string, len(match))
+	for i, r := range match {
+		ids[i] = r.ID
+	}
+	return nil, fmt.Errorf("workspace name %q is ambiguous (%s): use the id: %w", ref, strings.Join(ids, ", "), errdefs.ErrConflict)
+}
+
+// lock takes an exclusive flock on path, waiting until ctx ends.
+func lock(ctx context.Context, path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("another hearth process holds %s: %w", path, errdefs.ErrConflict)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func (m *Manager) lockWorkspace(ctx context.Context, id string) (func(), error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	return lock(ctx, filepath.Join(m.dir(id), "lock"))
+}
+
+// info builds the public view of a record, reconciled with the VM's state.
+func (m *Manager) info(r *record) *api.Workspace {
+	w := &api.Workspace{
+		ID: r.ID, Name: r.Name, Image: r.Image, Backend: r.Backend, CreatedAt: r.CreatedAt,
+		CPUs: r.CPUs, MemoryMiB: r.MemoryMiB, DiskSizeBytes: r.DiskSizeBytes, Seed: r.Seed,
+		ConsoleLog: filepath.Join(m.runDir(r.ID), "console.log"),
+	}
+	vs := m.vmState(r.ID)
+	w.State, w.LastExit, w.Error = vs.state, vs.lastExit, vs.err
+	if vs.state == api.StateRunning {
+		w.PID, w.SupervisorPID, w.Accel = vs.status.VMMPID, vs.status.SupervisorPID, vs.status.Details["accel"]
+		if vs.status.Backend != "" {
+			w.Backend = vs.status.Backend
+		}
+		t := vs.status.StartedAt
+		w.StartedAt = &t
+	}
+	if !r.Ready && w.State != api.StateRunning {
+		w.State = api.StateError
+		w.Error = "create did not finish: delete this workspace with `hearth workspace delete --force " + r.ID + "`"
+	}
+	return w
+}
