@@ -285,3 +285,32 @@ func TestWriteArchive(t *testing.T) {
 		t.Errorf("dir holds %q", n)
 	}
 }
+
+func TestCheckSeedAndReadFiles(t *testing.T) {
+	src := makeSeedDir(t)
+	res, err := CheckSeed(context.Background(), src)
+	if err != nil || res.Entries != 10 || res.Bytes != 34 {
+		t.Fatalf("CheckSeed = %+v, %v", res, err)
+	}
+	var buf bytes.Buffer
+	if _, err := PackSeed(context.Background(), src, &buf); err != nil {
+		t.Fatal(err)
+	}
+	files, big, err := ReadFiles(context.Background(), &buf, ExtractOptions{}, []string{"src/edit.txt", "blob.bin", "missing"}, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 1 || string(files["src/edit.txt"]) != "old\n" || len(big) != 1 || big[0] != "blob.bin" {
+		t.Fatalf("files = %q, tooLarge = %q", files, big)
+	}
+}
+
+func TestExtractCanceled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	parent := t.TempDir()
+	_, err := Extract(ctx, bytes.NewReader(tarBytes(t, reg("a", "x"))), filepath.Join(parent, "out"), ExtractOptions{})
+	if !errors.Is(err, context.Canceled) || dirNames(t, parent) != "" {
+		t.Fatalf("err = %v, parent = %q", err, dirNames(t, parent))
+	}
+}

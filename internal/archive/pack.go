@@ -47,35 +47,11 @@ func PackSeed(ctx context.Context, src string, w io.Writer) (*PackResult, error)
 		return nil, err
 	}
 	// Pass 1: validate everything, write nothing.
-	v := newValidator("seed entry", true)
-	err = iter(ctx, func(e *Entry, skip string, open func() (io.ReadCloser, error)) error {
-		if skip != "" {
-			return nil
-		}
-		e, err := v.normalize(e, "")
-		if err != nil || e == nil {
-			return err
-		}
-		if _, err := v.add(e.Name, kindOf(e.Type), e.Linkname); err != nil {
-			return err
-		}
-		if e.Type == TypeFile && open != nil && isDirSource(src) {
-			rc, err := open() // fail early on unreadable files
-			if err != nil {
-				return err
-			}
-			rc.Close()
-		}
-		return nil
-	})
-	if err == nil {
-		err = v.finish()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("seed %s: %w", src, err)
+	if _, err := checkSeed(ctx, src, iter); err != nil {
+		return nil, err
 	}
 	// Pass 2: validate again (a directory may have changed) and write.
-	v = newValidator("seed entry", true)
+	v := newValidator("seed entry", true)
 	var warn warnings
 	res := &PackResult{}
 	tw := tar.NewWriter(w)
@@ -115,6 +91,61 @@ func PackSeed(ctx context.Context, src string, w io.Writer) (*PackResult, error)
 	}
 	if err == nil {
 		err = tw.Close()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("seed %s: %w", src, err)
+	}
+	res.Warnings = warn.result()
+	return res, nil
+}
+
+// CheckSeed validates src as PackSeed would, without writing anything, so
+// a bad seed can be refused before a VM boots. The result counts what
+// PackSeed would write.
+func CheckSeed(ctx context.Context, src string) (*PackResult, error) {
+	iter, err := seedSource(src)
+	if err != nil {
+		return nil, err
+	}
+	return checkSeed(ctx, src, iter)
+}
+
+// checkSeed is PackSeed's validation pass. For directories it also opens
+// every regular file once, so unreadable files are reported before any
+// byte is written.
+func checkSeed(ctx context.Context, src string, iter iterFunc) (*PackResult, error) {
+	v := newValidator("seed entry", true)
+	res := &PackResult{}
+	var warn warnings
+	dirSource := isDirSource(src)
+	err := iter(ctx, func(e *Entry, skip string, open func() (io.ReadCloser, error)) error {
+		if skip != "" {
+			warn.add(skip)
+			return nil
+		}
+		e, err := v.normalize(e, "")
+		if err != nil || e == nil {
+			return err
+		}
+		if _, err := v.add(e.Name, kindOf(e.Type), e.Linkname); err != nil {
+			return err
+		}
+		res.Entries++
+		if e.Type != TypeFile {
+			return nil
+		}
+		res.Bytes += e.Size
+		if dirSource {
+			rc, err := open()
+			if err != nil {
+				return err
+			}
+			rc.Close()
+		}
+		return nil
+	})
+	if err == nil {
+		err = v.finish()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("seed %s: %w", src, err)

@@ -122,7 +122,7 @@ func (v *validator) add(name string, k byte, link string) (warning string, err e
 				return "", v.reject(name, fmt.Sprintf("symlink target %q is absolute or points outside the tree", link),
 					"make the link relative and inside the tree, or replace it with the file it points to")
 			}
-			warning = fmt.Sprintf("symlink %s -> %s points outside the tree; kept as a symlink, not followed", name, link)
+			warning = fmt.Sprintf("symlink %s -> %s points outside the tree; kept as a symlink, not followed", safeName(name), safeName(link))
 		}
 		v.symlinks[name] = link
 	}

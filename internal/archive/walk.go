@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
+	"unicode"
 
 	"github.com/hearthvm/hearth/internal/errdefs"
 )
@@ -123,11 +125,11 @@ func rawTarEntry(h *tar.Header) (*Entry, string) {
 	case tar.TypeLink:
 		e.Type, e.Linkname = TypeHardlink, h.Linkname
 	case tar.TypeChar, tar.TypeBlock:
-		return nil, fmt.Sprintf("skipped device node %s", h.Name)
+		return nil, fmt.Sprintf("skipped device node %s", safeName(h.Name))
 	case tar.TypeFifo:
-		return nil, fmt.Sprintf("skipped fifo %s", h.Name)
+		return nil, fmt.Sprintf("skipped fifo %s", safeName(h.Name))
 	default:
-		return nil, fmt.Sprintf("skipped %s: unsupported tar entry type %q", h.Name, h.Typeflag)
+		return nil, fmt.Sprintf("skipped %s: unsupported tar entry type %q", safeName(h.Name), h.Typeflag)
 	}
 	return e, ""
 }
@@ -182,6 +184,46 @@ func ListTar(r io.Reader) ([]Entry, error) {
 		return nil
 	})
 	return out, err
+}
+
+// ReadFiles reads the regular files named in paths (cleaned relative
+// names) from an untrusted tar stream into memory, validating the stream
+// like Walk. A file larger than limit bytes is left out of the map and
+// listed in tooLarge; names the stream does not hold are simply absent.
+// Memory use is bounded by len(paths)*limit.
+func ReadFiles(ctx context.Context, r io.Reader, opts ExtractOptions, paths []string, limit int64) (files map[string][]byte, tooLarge []string, err error) {
+	want := make(map[string]bool, len(paths))
+	for _, p := range paths {
+		want[p] = true
+	}
+	files = map[string][]byte{}
+	_, err = Walk(ctx, r, opts, func(e *Entry, content io.Reader) error {
+		if e.Type != TypeFile || !want[e.Name] {
+			return nil
+		}
+		if e.Size > limit {
+			tooLarge = append(tooLarge, e.Name)
+			return nil
+		}
+		b, err := io.ReadAll(io.LimitReader(content, e.Size))
+		if err != nil {
+			return fmt.Errorf("archive entry %q: %w", e.Name, err)
+		}
+		files[e.Name] = b
+		return nil
+	})
+	return files, tooLarge, err
+}
+
+// safeName returns s, quoted if it holds characters that could disturb a
+// terminal (guest names are untrusted).
+func safeName(s string) string {
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
 }
 
 // ctxReader stops reading once ctx is done.

@@ -1,6 +1,7 @@
 package fsdiff
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 
@@ -73,7 +74,13 @@ func Build(ctx context.Context, changes []Change, load Loader, opts Options) (*R
 			oldName, newName := names(c)
 			f.Patch, f.Insertions, f.Deletions = unified(oldName, newName, []byte(f.OldTarget), []byte(f.NewTarget), opts.Context)
 		case load != nil && (c.Status == Added || c.Status == Modified || c.Status == Deleted) && f.Type == typeFile:
-			patchFile(ctx, &f, c, load, opts)
+			if same := patchFile(ctx, &f, c, load, opts); same {
+				// Stat changed without a hash, but the bytes are equal.
+				if c.Old.Mode == c.New.Mode {
+					continue
+				}
+				f.Status, c.Status = ModeChanged, ModeChanged
+			}
 		}
 		res.Files = append(res.Files, f)
 		s := &res.Summary
@@ -97,8 +104,9 @@ func Build(ctx context.Context, changes []Change, load Loader, opts Options) (*R
 }
 
 // patchFile loads both sides of a file change and fills Binary, Patch and
-// the line counts.
-func patchFile(ctx context.Context, f *File, c Change, load Loader, opts Options) {
+// the line counts. same reports a "modified" file whose two sides turned
+// out to be byte-identical.
+func patchFile(ctx context.Context, f *File, c Change, load Loader, opts Options) (same bool) {
 	var oldB, newB []byte
 	for _, side := range []struct {
 		e   *guestproto.ManifestEntry
@@ -110,25 +118,29 @@ func patchFile(ctx context.Context, f *File, c Change, load Loader, opts Options
 		}
 		if side.e.Size > opts.MaxFileBytes {
 			f.PatchOmitted = OmittedTooLarge
-			return
+			return false
 		}
 		b, err := load(ctx, side.s, c.Path)
 		if err != nil {
 			f.PatchOmitted = OmittedUnavailable
-			return
+			return false
 		}
 		if int64(len(b)) > opts.MaxFileBytes {
 			f.PatchOmitted = OmittedTooLarge
-			return
+			return false
 		}
 		*side.dst = b
 	}
+	if c.Old != nil && c.New != nil && bytes.Equal(oldB, newB) {
+		return true
+	}
 	if IsBinary(oldB) || IsBinary(newB) {
 		f.Binary = true
-		return
+		return false
 	}
 	oldName, newName := names(c)
 	f.Patch, f.Insertions, f.Deletions = unified(oldName, newName, oldB, newB, opts.Context)
+	return false
 }
 
 func octal(m uint32) string { return fmt.Sprintf("%04o", m&0o7777) }

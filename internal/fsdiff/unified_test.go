@@ -243,3 +243,16 @@ func TestDiffBlocksApply(t *testing.T) {
 		}
 	}
 }
+
+func TestBuildEqualContentWithoutHash(t *testing.T) {
+	base := []me{file("same", 0o644, 2, 1, ""), file("chmod", 0o644, 2, 1, "")}
+	live := []me{file("same", 0o644, 2, 5, ""), file("chmod", 0o600, 2, 5, "")}
+	load := func(context.Context, Side, string) ([]byte, error) { return []byte("x\n"), nil }
+	res, err := Build(context.Background(), Compare(base, live), load, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Files) != 1 || res.Files[0].Path != "chmod" || res.Files[0].Status != ModeChanged || res.Summary.ModeChanged != 1 || res.Summary.Modified != 0 {
+		t.Fatalf("res = %+v", res)
+	}
+}
