@@ -73,9 +73,9 @@ type Recipe struct {
 	Hostname string `json:"hostname"`
 }
 
-// configureVersion changes whenever the rootfs configuration steps (in
-// rootfs.go) change; it is part of the rootfs cache key.
-const configureVersion = "hearth-rootfs-1"
+// configureVersion changes whenever the rootfs configuration or mkfs steps
+// (in rootfs.go) change; it is part of the rootfs cache key.
+const configureVersion = "hearth-rootfs-2"
 
 var recipes = map[string]Recipe{
 	"debian-12": {
@@ -229,19 +229,34 @@ func (s *Store) Build(ctx context.Context, name string, opts BuildOptions) (*Ima
 	var kmeta kernelMeta
 	var rmeta rootfsMeta
 	var kerr, rerr error
+	// The first failure stops the other half.
+	bctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		kmeta, kerr = b.cachedKernel(ctx, kkey, srcVersion, opts.Force)
+		if kmeta, kerr = b.cachedKernel(bctx, kkey, srcVersion, opts.Force); kerr != nil {
+			cancel()
+		}
 	}()
 	go func() {
 		defer wg.Done()
-		rmeta, rerr = b.cachedRootfs(ctx, rkey, recipe, mirror, opts.Force)
+		if rmeta, rerr = b.cachedRootfs(bctx, rkey, recipe, mirror, opts.Force); rerr != nil {
+			cancel()
+		}
 	}()
 	wg.Wait()
-	if err := errors.Join(kerr, rerr); err != nil {
-		return nil, err
+	if kerr != nil || rerr != nil {
+		if ctx.Err() == nil { // not cancelled from outside: drop the knock-on cancellation
+			if errors.Is(kerr, context.Canceled) && rerr != nil {
+				kerr = nil
+			}
+			if errors.Is(rerr, context.Canceled) && kerr != nil {
+				rerr = nil
+			}
+		}
+		return nil, errors.Join(kerr, rerr)
 	}
 
 	lock, err := lockFile(ctx, filepath.Join(s.dir(), "."+name+".lock"), func() {
@@ -324,6 +339,10 @@ func (b *builder) cachedRootfs(ctx context.Context, key string, r Recipe, mirror
 		} else if !errors.Is(err, fs.ErrNotExist) {
 			b.log.Warn("rootfs cache entry unreadable; rebuilding", "key", key, "err", err)
 		}
+	}
+	if os.Geteuid() != 0 {
+		return meta, fmt.Errorf("rootfs: building a root filesystem needs root (debootstrap, file ownership in mkfs.ext4 -d): run `sudo hearth image build`, or import an image with `hearth image import`: %w",
+			errdefs.ErrFailedPrecondition)
 	}
 	if err := b.buildRootfs(ctx, key, r, mirror); err != nil {
 		return meta, err

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/hearthvm/hearth/internal/errdefs"
 )
 
 // rootfsMeta is kept next to a cached rootfs.ext4.
@@ -101,6 +103,11 @@ func (b *builder) buildRootfs(ctx context.Context, key string, r Recipe, mirror 
 	}
 	defer closeLog()
 	run.env = []string{"DEBIAN_FRONTEND=noninteractive"}
+	for _, tool := range []struct{ name, pkg string }{{"debootstrap", "debootstrap"}, {"mkfs.ext4", "e2fsprogs"}, {"e2fsck", "e2fsprogs"}} {
+		if _, err := exec.LookPath(sbin(tool.name)); err != nil {
+			return fmt.Errorf("rootfs: %s not found: install it with `apt-get install %s`: %w", tool.name, tool.pkg, errdefs.ErrFailedPrecondition)
+		}
+	}
 	tmp, err := b.tempDir("rootfs-")
 	if err != nil {
 		return err
@@ -119,7 +126,17 @@ func (b *builder) buildRootfs(ctx context.Context, key string, r Recipe, mirror 
 		}
 	}
 	b.report("rootfs", "debootstrap "+r.Suite+" from "+mirror, 0, 0, start)
-	args := []string{"--variant=" + r.Variant}
+	// Downloaded .debs are kept between builds (debootstrap checks them
+	// against the suite's indexes); one debootstrap at a time uses them.
+	debs := filepath.Join(b.cache, "debs")
+	debsLock, err := lockFile(ctx, filepath.Join(debs, ".lock"), func() {
+		b.report("rootfs", "waiting for another debootstrap", 0, 0, start)
+	})
+	if err != nil {
+		return err
+	}
+	defer debsLock.unlock()
+	args := []string{"--variant=" + r.Variant, "--cache-dir=" + debs}
 	if len(r.Packages) > 0 {
 		args = append(args, "--include="+strings.Join(r.Packages, ","))
 	}
@@ -152,6 +169,9 @@ func (b *builder) buildRootfs(ctx context.Context, key string, r Recipe, mirror 
 	mkfsStart := time.Now()
 	b.report("rootfs", fmt.Sprintf("mkfs.ext4: %d MiB used, %d MiB image", used>>20, sizeMiB), 0, 0, start)
 	if err := run.run(ctx, tmp, nil, sbin("mkfs.ext4"), "-q", "-F", "-O", "^has_journal", "-L", "hearth-root",
+		// 4 KiB blocks and 256-byte inodes even below 512 MiB, where
+		// mke2fs would pick its "small" type (1 KiB blocks, 128-byte inodes).
+		"-b", "4096", "-I", "256",
 		"-N", strconv.FormatInt(nInodes, 10), "-d", tree, img, strconv.FormatInt(sizeMiB, 10)+"M"); err != nil {
 		return fmt.Errorf("rootfs: mkfs.ext4: %w", err)
 	}
