@@ -124,6 +124,14 @@ const (
 )
 
 // ExecResult ends an exec stream.
+//
+// Exit code conventions (as shells and timeout(1) use them): Reason exited
+// carries the process's own status; signaled and killed carry 128+N for
+// signal N (Signal names it, e.g. "INT"); timeout is always 124 (the group
+// was SIGKILLed, Signal "KILL"); oom is 137; start_failed is 127 when the
+// command was not found and 126 when it could not be run (a message naming
+// it is also sent on stderr). Killed means the host asked: a Control signal
+// that ended the process, or the host closing the stream.
 type ExecResult struct {
 	// ExitCode is the process's exit status; 128+N when killed by signal N;
 	// 127 when the command was not found; 126 when it could not be run.

@@ -1,0 +1,318 @@
+package agent
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hearthvm/hearth/internal/guestproto"
+	"golang.org/x/sys/unix"
+)
+
+// Why the agent killed a process group (execRun.killReason).
+const (
+	killNone    int32 = iota
+	killTimeout       // TimeoutMS elapsed
+	killHost          // the host closed the stream
+)
+
+// execRun is one running exec operation.
+type execRun struct {
+	st         *Stream
+	cmd        *exec.Cmd
+	pgid       int
+	killReason atomic.Int32
+	hostSignal atomic.Int32 // last signal the host asked for (0: none)
+	exited     atomic.Bool  // the command has been waited for
+	stdinMu    sync.Mutex
+	stdinW     *os.File // nil once closed or when there is no stdin
+}
+
+// runExec starts spec, streams its output on st and returns its result. It
+// never returns an error: a command that cannot start is a result with
+// ReasonStartFailed.
+func runExec(ctx context.Context, s *Server, st *Stream, spec *execSpec) *guestproto.ExecResult {
+	start := time.Now()
+	result := func(r *guestproto.ExecResult) *guestproto.ExecResult {
+		r.DurationMS = time.Since(start).Milliseconds()
+		return r
+	}
+	startFailed := func(code int, msg string) *guestproto.ExecResult {
+		st.WriteFrame(guestproto.FrameStderr, []byte("hearth: "+msg+"\n"))
+		return result(&guestproto.ExecResult{ExitCode: code, Reason: guestproto.ReasonStartFailed, Message: msg})
+	}
+	if spec.startErr != "" {
+		return startFailed(spec.startCode, spec.startErr)
+	}
+
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return startFailed(126, fmt.Sprintf("%s: create pipe: %v", spec.argv[0], err))
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return startFailed(126, fmt.Sprintf("%s: create pipe: %v", spec.argv[0], err))
+	}
+	run := &execRun{st: st}
+	cmd := &exec.Cmd{
+		Path:        spec.path,
+		Args:        spec.argv,
+		Env:         spec.env,
+		Dir:         spec.cwd,
+		Stdout:      outW,
+		Stderr:      errW,
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+	}
+	var stdinR *os.File
+	if spec.stdin {
+		stdinR, run.stdinW, err = os.Pipe()
+		if err != nil {
+			outR.Close()
+			outW.Close()
+			errR.Close()
+			errW.Close()
+			return startFailed(126, fmt.Sprintf("%s: create pipe: %v", spec.argv[0], err))
+		}
+		cmd.Stdin = stdinR
+	}
+	run.cmd = cmd
+	oomBefore := oomKills()
+	err = startTracked(cmd)
+	// The child holds its own copies now.
+	outW.Close()
+	errW.Close()
+	if stdinR != nil {
+		stdinR.Close()
+	}
+	if err != nil {
+		outR.Close()
+		errR.Close()
+		run.closeStdin()
+		code := 126
+		if errors.Is(err, syscall.ENOENT) {
+			code = 127
+		}
+		return startFailed(code, fmt.Sprintf("%s: %v", spec.argv[0], unwrapExecErr(err)))
+	}
+	run.pgid = cmd.Process.Pid
+	s.Log.Debug("exec started", "argv", spec.argv, "pid", run.pgid)
+
+	if spec.timeout > 0 {
+		t := time.AfterFunc(spec.timeout, func() { run.kill(killTimeout) })
+		defer t.Stop()
+	}
+	go run.readHost()
+
+	var pumps sync.WaitGroup
+	pumps.Add(2)
+	go run.pump(&pumps, outR, guestproto.FrameStdout)
+	go run.pump(&pumps, errR, guestproto.FrameStderr)
+
+	werr := waitTracked(cmd)
+	run.exited.Store(true)
+	run.closeStdin()
+	// Drain what the command left in the pipes, without waiting for a
+	// background child that inherited them.
+	deadline := time.Now().Add(execDrainIdle)
+	outR.SetReadDeadline(deadline)
+	errR.SetReadDeadline(deadline)
+	pumps.Wait()
+	outR.Close()
+	errR.Close()
+
+	res := run.classify(cmd.ProcessState, werr, oomBefore)
+	s.Log.Debug("exec done", "pid", run.pgid, "reason", res.Reason, "exit_code", res.ExitCode)
+	return result(res)
+}
+
+// unwrapExecErr drops os/exec's "fork/exec PATH:" prefix.
+func unwrapExecErr(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// pump streams one output pipe to the host in frames of at most ChunkSize
+// bytes. After the command exited it stops at EOF, after execDrainIdle
+// without data, or after execDrainMax bytes.
+func (r *execRun) pump(wg *sync.WaitGroup, f *os.File, t guestproto.FrameType) {
+	defer wg.Done()
+	buf := make([]byte, guestproto.ChunkSize)
+	hostGone := false
+	var afterExit int
+	for {
+		n, err := f.Read(buf)
+		if n > 0 {
+			if !hostGone {
+				if werr := r.st.WriteFrame(t, buf[:n]); werr != nil {
+					// Keep reading so the process does not block on a
+					// full pipe; readHost kills it as the stream is gone.
+					hostGone = true
+				}
+			}
+			if r.exited.Load() {
+				afterExit += n
+				if afterExit > execDrainMax {
+					return
+				}
+				f.SetReadDeadline(time.Now().Add(execDrainIdle))
+			}
+		}
+		if err != nil {
+			return // EOF, deadline after exit, or closed
+		}
+	}
+}
+
+// readHost reads the host's frames while the command runs: stdin data,
+// stdin EOF and Control messages. The host closing the stream kills the
+// process group.
+func (r *execRun) readHost() {
+	for {
+		t, p, err := r.st.ReadFrame()
+		if err != nil {
+			if !r.exited.Load() {
+				r.kill(killHost)
+			}
+			r.closeStdin()
+			return
+		}
+		switch t {
+		case guestproto.FrameStdin:
+			r.writeStdin(p)
+		case guestproto.FrameStdinEOF:
+			r.closeStdin()
+		case guestproto.FrameJSON:
+			var c guestproto.Control
+			if err := json.Unmarshal(p, &c); err != nil || c.Signal == "" {
+				continue
+			}
+			sig, err := protoSignal(c.Signal)
+			if err != nil || r.exited.Load() {
+				continue
+			}
+			r.hostSignal.Store(int32(sig))
+			unix.Kill(-r.pgid, sig)
+		}
+	}
+}
+
+func (r *execRun) writeStdin(p []byte) {
+	r.stdinMu.Lock()
+	w := r.stdinW
+	r.stdinMu.Unlock()
+	if w == nil {
+		return
+	}
+	// A write error (the process closed its stdin, or exited and
+	// closeStdin closed the pipe) drops the data, as a shell pipe would.
+	if _, err := w.Write(p); err != nil {
+		r.closeStdin()
+	}
+}
+
+func (r *execRun) closeStdin() {
+	r.stdinMu.Lock()
+	w := r.stdinW
+	r.stdinW = nil
+	r.stdinMu.Unlock()
+	if w != nil {
+		w.Close()
+	}
+}
+
+// kill SIGKILLs the process group, recording why (the first reason wins).
+func (r *execRun) kill(reason int32) {
+	if r.exited.Load() {
+		return
+	}
+	r.killReason.CompareAndSwap(killNone, reason)
+	unix.Kill(-r.pgid, unix.SIGKILL)
+}
+
+// classify turns the wait status into a result.
+func (r *execRun) classify(ps *os.ProcessState, werr error, oomBefore int64) *guestproto.ExecResult {
+	if ps == nil {
+		return &guestproto.ExecResult{ExitCode: 126, Reason: guestproto.ReasonStartFailed, Message: fmt.Sprintf("wait: %v", werr)}
+	}
+	ws, _ := ps.Sys().(syscall.WaitStatus)
+	if !ws.Signaled() {
+		return &guestproto.ExecResult{ExitCode: ws.ExitStatus(), Reason: guestproto.ReasonExited}
+	}
+	sig := ws.Signal()
+	res := &guestproto.ExecResult{ExitCode: 128 + int(sig), Reason: guestproto.ReasonSignaled, Signal: protoSignalName(sig)}
+	switch {
+	case r.killReason.Load() == killTimeout:
+		res.Reason, res.ExitCode = guestproto.ReasonTimeout, 124
+		res.Message = "killed after the timeout"
+	case r.killReason.Load() == killHost:
+		res.Reason = guestproto.ReasonKilled
+		res.Message = "killed: the host closed the stream"
+	case r.hostSignal.Load() == int32(sig):
+		res.Reason = guestproto.ReasonKilled
+		res.Message = "killed by SIG" + res.Signal + " on the host's request"
+	case sig == unix.SIGKILL && oomBefore >= 0 && oomKills() > oomBefore:
+		res.Reason = guestproto.ReasonOOM
+		res.Message = "killed by the kernel's out-of-memory killer"
+	}
+	return res
+}
+
+// oomKills returns the kernel's count of OOM kills (-1 when unknown).
+func oomKills() int64 {
+	f, err := os.Open("/proc/vmstat")
+	if err != nil {
+		return -1
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := bytes.CutPrefix(sc.Bytes(), []byte("oom_kill ")); ok {
+			n, err := strconv.ParseInt(string(bytes.TrimSpace(v)), 10, 64)
+			if err != nil {
+				return -1
+			}
+			return n
+		}
+	}
+	return -1
+}
+
+// protoSignal parses a signal name as the protocol spells it ("INT",
+// "SIGINT", "int") or a number ("9").
+func protoSignal(name string) (syscall.Signal, error) {
+	n := strings.ToUpper(strings.TrimSpace(name))
+	if v, err := strconv.Atoi(n); err == nil && v > 0 && v < 65 {
+		return syscall.Signal(v), nil
+	}
+	if !strings.HasPrefix(n, "SIG") {
+		n = "SIG" + n
+	}
+	if sig := unix.SignalNum(n); sig != 0 {
+		return sig, nil
+	}
+	return 0, fmt.Errorf("unknown signal %q", name)
+}
+
+// protoSignalName is the protocol's name of sig ("INT").
+func protoSignalName(sig syscall.Signal) string {
+	if n := unix.SignalName(sig); n != "" {
+		return strings.TrimPrefix(n, "SIG")
+	}
+	return strconv.Itoa(int(sig))
+}
