@@ -5,7 +5,10 @@
 // a normalised tar stream for the guest. Extract and WriteArchive take an
 // untrusted tar stream produced by the guest and write it to a new host
 // directory or archive file. Walk is the validating reader both of them use;
-// ListTar collects its entries.
+// ListTar collects its entries and ReadFiles reads chosen files into memory
+// (bounded per file). CheckSeed validates a seed without writing anything.
+// IndexTar gives random access to the files of a stored uncompressed tar
+// (a seed or baseline), for diffs that need a few old file contents.
 //
 // Everything that comes out of the guest is treated as hostile. The rules,
 // applied by one validator to seeds and guest streams alike:

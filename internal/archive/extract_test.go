@@ -314,3 +314,36 @@ func TestExtractCanceled(t *testing.T) {
 		t.Fatalf("err = %v, parent = %q", err, dirNames(t, parent))
 	}
 }
+
+func TestIndexTar(t *testing.T) {
+	src := makeSeedDir(t)
+	p := filepath.Join(t.TempDir(), "baseline.tar")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := PackSeed(context.Background(), src, f); err != nil {
+		t.Fatal(err)
+	}
+	x, err := IndexTar(context.Background(), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"src/keep.txt", "blob.bin", "hard.txt", "gone.txt"} {
+		want, _ := os.ReadFile(filepath.Join(src, name))
+		got, err := x.ReadFile(name, 1<<20)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s: %q, %v; want %q", name, got, err, want)
+		}
+	}
+	if _, err := x.ReadFile("link", 100); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("symlink: %v", err)
+	}
+	if _, err := x.ReadFile("blob.bin", 2); !errors.Is(err, errdefs.ErrResourceExhausted) {
+		t.Errorf("limit: %v", err)
+	}
+	if n, ok := x.Size("src/edit.txt"); !ok || n != 4 {
+		t.Errorf("Size = %d, %v", n, ok)
+	}
+}
