@@ -12,8 +12,10 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hearthvm/hearth/internal/errdefs"
@@ -131,7 +133,11 @@ func CacheDir(root string) string {
 		}
 		return c
 	}
-	return home.Cache(root)
+	c := home.Cache(root)
+	if a, err := filepath.Abs(c); err == nil {
+		return a
+	}
+	return c
 }
 
 // builder holds the state of one Build call.
@@ -164,12 +170,40 @@ func (b *builder) report(stage, msg string, done, total int, start time.Time) {
 	b.progress(Progress{Stage: stage, Message: msg, Done: done, Total: total, Elapsed: now.Sub(start)})
 }
 
+// tempDir makes a build directory $CACHE/tmp/<prefix><pid>-<random>; the
+// pid lets a later build remove it if this process dies without cleaning up.
 func (b *builder) tempDir(prefix string) (string, error) {
 	dir := filepath.Join(b.cache, "tmp")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	return os.MkdirTemp(dir, prefix)
+	return os.MkdirTemp(dir, fmt.Sprintf("%s%d-", prefix, os.Getpid()))
+}
+
+// cleanStale removes build directories left by builds whose process is
+// gone (killed with SIGKILL, machine crash).
+func (b *builder) cleanStale() {
+	dir := filepath.Join(b.cache, "tmp")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		parts := strings.Split(e.Name(), "-")
+		if len(parts) != 3 {
+			continue
+		}
+		pid, err := strconv.Atoi(parts[1])
+		if err != nil || pid <= 0 || syscall.Kill(pid, 0) != syscall.ESRCH {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		if err := removeTree(p); err != nil {
+			b.log.Warn("could not remove stale build dir", "dir", p, "err", err)
+		} else {
+			b.log.Info("removed stale build dir", "dir", p)
+		}
+	}
 }
 
 // openLog starts a fresh build log $CACHE/logs/<name>.log.
@@ -204,6 +238,7 @@ func (s *Store) Build(ctx context.Context, name string, opts BuildOptions) (*Ima
 	b := &builder{cache: CacheDir(s.Root), log: logger(opts.Log), progress: opts.Progress,
 		lastSent: map[string]time.Time{}, lastMsg: map[string]string{}}
 	start := time.Now()
+	b.cleanStale()
 
 	srcVersion, err := linuxSourceVersion(ctx)
 	if err != nil {

@@ -3,6 +3,7 @@ package image
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -395,5 +396,32 @@ func TestBuildReal(t *testing.T) {
 	}
 	if d := time.Since(start); d > 30*time.Second || again.RootFSSHA256 != img.RootFSSHA256 {
 		t.Fatalf("second build took %s (sha %s vs %s)", d, again.RootFSSHA256, img.RootFSSHA256)
+	}
+}
+
+func TestCleanStale(t *testing.T) {
+	cache := t.TempDir()
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Skip("no true(1)")
+	}
+	dead := cmd.Process.Pid
+	b := &builder{cache: cache, log: logger(nil)}
+	mk := func(name string) string {
+		p := filepath.Join(cache, "tmp", name)
+		os.MkdirAll(filepath.Join(p, "sub"), 0o755)
+		return p
+	}
+	gone := mk(fmt.Sprintf("kernel-%d-123", dead))
+	mine := mk(fmt.Sprintf("rootfs-%d-456", os.Getpid()))
+	odd := mk("something-else")
+	b.cleanStale()
+	if _, err := os.Stat(gone); !os.IsNotExist(err) {
+		t.Error("dead build's dir not removed")
+	}
+	for _, p := range []string{mine, odd} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s removed", p)
+		}
 	}
 }
