@@ -207,7 +207,7 @@ func (sh *shellSession) pump(done chan<- struct{}) {
 // wait reaps the shell and marks the session exited once its output has
 // been read (or a moment later, when background jobs hold the terminal).
 func (sh *shellSession) wait(readerDone <-chan struct{}) {
-	err := sh.cmd.Wait()
+	err := waitTracked(sh.cmd)
 	code := shellExitStatus(sh.cmd.ProcessState, err)
 	select {
 	case <-readerDone:

@@ -16,10 +16,17 @@ import (
 )
 
 // startPTY starts cmd in a new session with a new PTY as its controlling
-// terminal and stdio, and returns the PTY's master.
+// terminal and stdio, and returns the PTY's master. The process is
+// registered with the reaper (see reaper_linux.go); wait for it with
+// waitTracked.
 func startPTY(cmd *exec.Cmd, cols, rows int) (*os.File, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
-	return pty.StartWithAttrs(cmd, &pty.Winsize{Cols: uint16(cols), Rows: uint16(rows)}, cmd.SysProcAttr)
+	var ptmx *os.File
+	err := children.start(func() (err error) {
+		ptmx, err = pty.StartWithAttrs(cmd, &pty.Winsize{Cols: uint16(cols), Rows: uint16(rows)}, cmd.SysProcAttr)
+		return err
+	}, cmd)
+	return ptmx, err
 }
 
 // setPTYSize sets the terminal size; the kernel sends SIGWINCH to the

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -233,7 +234,9 @@ func TestTarInHostile(t *testing.T) {
 	}{
 		{"dot-dot", func(string) []tarEntry { return []tarEntry{{name: "../x", typ: tar.TypeReg, body: "pwn"}} }, true},
 		{"dot-dot inside", func(string) []tarEntry { return []tarEntry{{name: "a/../../x", typ: tar.TypeReg, body: "pwn"}} }, true},
-		{"absolute", func(o string) []tarEntry { return []tarEntry{{name: filepath.Join(o, "x"), typ: tar.TypeReg, body: "pwn"}} }, true},
+		{"absolute", func(o string) []tarEntry {
+			return []tarEntry{{name: filepath.Join(o, "x"), typ: tar.TypeReg, body: "pwn"}}
+		}, true},
 		{"symlink then file beneath", func(o string) []tarEntry {
 			return []tarEntry{{name: "l", link: o, typ: tar.TypeSymlink}, {name: "l/x", typ: tar.TypeReg, body: "pwn"}}
 		}, true},
@@ -374,5 +377,49 @@ func TestReadFile(t *testing.T) {
 				t.Fatalf("got %d bytes, %v", buf.Len(), err)
 			}
 		})
+	}
+}
+
+func TestTarOutSkipsDevices(t *testing.T) {
+	ctx := testCtx(t)
+	c := newTestClient(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "f"), []byte("x"), 0o644)
+	if err := syscall.Mknod(filepath.Join(dir, "null"), syscall.S_IFCHR|0o666, 1<<8|3); err != nil {
+		t.Skipf("mknod: %v", err)
+	}
+	var buf bytes.Buffer
+	res, err := c.TarOut(ctx, dir, &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Entries != 1 || len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "null: character device") {
+		t.Fatalf("result %+v", res)
+	}
+}
+
+func TestManifestManyFiles(t *testing.T) {
+	ctx := testCtx(t)
+	c := newTestClient(t)
+	dir := t.TempDir()
+	const dirs, per = 100, 200
+	for i := range dirs {
+		d := filepath.Join(dir, "d"+strconv.Itoa(i))
+		os.Mkdir(d, 0o755)
+		for j := range per {
+			os.WriteFile(filepath.Join(d, "f"+strconv.Itoa(j)), []byte("data"), 0o644)
+		}
+	}
+	start := time.Now()
+	m, err := c.Manifest(ctx, dir, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Entries) != dirs*(per+1) {
+		t.Fatalf("%d entries", len(m.Entries))
+	}
+	t.Logf("manifest of %d entries with hashes in %v", len(m.Entries), time.Since(start))
+	if d := time.Since(start); d > 20*time.Second {
+		t.Fatalf("too slow: %v", d)
 	}
 }
