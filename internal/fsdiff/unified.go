@@ -72,6 +72,8 @@ func diffBlocks(a, b []string) []block {
 	blocks, ok := myers(x, y, maxEditCost)
 	if !ok {
 		blocks = []block{{0, len(x), 0, len(y)}}
+	} else {
+		blocks = compactBlocks(x, y, blocks)
 	}
 	for i := range blocks {
 		blocks[i].A0 += pre
@@ -178,10 +180,13 @@ func myers(a, b []int32, maxD int) ([]block, bool) {
 // UnifiedDiff returns a git-style unified diff of old and new ("--- a/path",
 // "+++ b/path", "@@ -l,n +l,n @@" hunks with context lines of context, and
 // "\ No newline at end of file" markers) with the number of inserted and
-// deleted lines. Identical inputs give an empty patch. Deleted lines come
-// before inserted ones within a change; hunk headers carry git's default
-// function context. Very different inputs (edit distance over 1500 lines)
-// get a correct but non-minimal patch.
+// deleted lines. Identical inputs give an empty patch. The line diff is
+// Myers' algorithm followed by git's change compaction (see compact.go), so
+// ordinary edits produce the same hunks as `git diff` (git's indent
+// heuristic is not applied, so a few ambiguous edits are placed
+// differently). Deleted lines come before inserted ones within a change;
+// hunk headers carry git's default function context. Very different inputs
+// (edit distance over 1500 lines) get a correct but non-minimal patch.
 func UnifiedDiff(path string, old, new []byte, context int) (patch string, ins, del int) {
 	return unified("a/"+path, "b/"+path, old, new, context)
 }
