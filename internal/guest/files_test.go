@@ -3,7 +3,10 @@ package guest_test
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"errors"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hearthvm/hearth/internal/errdefs"
+	"github.com/hearthvm/hearth/internal/guest"
 	"github.com/hearthvm/hearth/internal/guestproto"
 )
 
@@ -421,5 +425,29 @@ func TestManifestManyFiles(t *testing.T) {
 	t.Logf("manifest of %d entries with hashes in %v", len(m.Entries), time.Since(start))
 	if d := time.Since(start); d > 20*time.Second {
 		t.Fatalf("too slow: %v", d)
+	}
+}
+
+func TestConnectionLossIsUnavailable(t *testing.T) {
+	ctx := testCtx(t)
+	c := &guest.Client{Dial: func(context.Context) (net.Conn, error) {
+		host, agentEnd := net.Pipe()
+		go func() {
+			guestproto.ReadFrame(agentEnd, nil)
+			guestproto.WriteFrame(agentEnd, guestproto.FrameData, []byte("partial"))
+			agentEnd.Close()
+		}()
+		return host, nil
+	}}
+	_, err := c.TarOut(ctx, "/x", io.Discard)
+	if !errors.Is(err, errdefs.ErrUnavailable) {
+		t.Fatalf("tar_out: %v", err)
+	}
+	_, err = c.TarIn(ctx, "/x", bytes.NewReader(nil), false, nil)
+	if !errors.Is(err, errdefs.ErrUnavailable) {
+		t.Fatalf("tar_in: %v", err)
+	}
+	if err := c.ShellAttach(ctx, "sh-00000000", nil, io.Discard, nil); !errors.Is(err, errdefs.ErrUnavailable) {
+		t.Fatalf("attach: %v", err)
 	}
 }
