@@ -53,6 +53,7 @@ func diffBlocks(a, b []string) []block {
 		suf++
 	}
 	ids := map[string]int32{}
+	var indents []int // per line id, for the indent heuristic
 	intern := func(ls []string) []int32 {
 		out := make([]int32, len(ls))
 		for i, l := range ls {
@@ -60,20 +61,19 @@ func diffBlocks(a, b []string) []block {
 			if !ok {
 				id = int32(len(ids))
 				ids[l] = id
+				indents = append(indents, lineIndent(l))
 			}
 			out[i] = id
 		}
 		return out
 	}
-	x, y := intern(a[pre:len(a)-suf]), intern(b[pre:len(b)-suf])
-	if len(x) == 0 && len(y) == 0 {
+	x, y := intern(a), intern(b)
+	if pre == len(a) && pre == len(b) {
 		return nil
 	}
-	blocks, ok := myers(x, y, maxEditCost)
+	blocks, ok := myers(x[pre:len(x)-suf], y[pre:len(y)-suf], maxEditCost)
 	if !ok {
-		blocks = []block{{0, len(x), 0, len(y)}}
-	} else {
-		blocks = compactBlocks(x, y, blocks)
+		return []block{{pre, len(a) - suf, pre, len(b) - suf}}
 	}
 	for i := range blocks {
 		blocks[i].A0 += pre
@@ -81,7 +81,7 @@ func diffBlocks(a, b []string) []block {
 		blocks[i].B0 += pre
 		blocks[i].B1 += pre
 	}
-	return blocks
+	return compactBlocks(x, y, indents, blocks)
 }
 
 // myers runs the O((N+M)D) greedy algorithm, keeping for each d only the

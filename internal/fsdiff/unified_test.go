@@ -62,6 +62,9 @@ func TestUnifiedDiffMatchesGit(t *testing.T) {
 		{"two hunks", long, strings.Replace(strings.Replace(long, "line 5\n", "five\n", 1), "line 35\n", "", 1)},
 		{"merged hunks", long, strings.Replace(strings.Replace(long, "line 10\n", "ten\n", 1), "line 15\n", "fifteen\n", 1)},
 		{"function context", "func a() {\n" + long + "}\n", "func a() {\n" + strings.Replace(long, "line 30\n", "thirty\n", 1) + "}\n"},
+		{"insert function (indent heuristic)", "func a() {\n\tx()\n}\n\nfunc c() {\n\tz()\n}\n",
+			"func a() {\n\tx()\n}\n\nfunc b() {\n\ty()\n}\n\nfunc c() {\n\tz()\n}\n"},
+		{"nested block added", "if a {\n\tfoo()\n}\nbar()\n", "if a {\n\tfoo()\n}\nif b {\n\tfoo()\n}\nbar()\n"},
 		{"insert middle", long, strings.Replace(long, "line 20\n", "line 20\nnew a\nnew b\n", 1)},
 	}
 	for _, tt := range tests {
