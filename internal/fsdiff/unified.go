@@ -7,10 +7,15 @@ import (
 	"unicode/utf8"
 )
 
-// maxEditCost bounds the Myers search (edit distance D, memory ~D² int32s).
-// Beyond it the differing middle of the file is reported as one block:
-// still a correct patch, just not a minimal one.
-const maxEditCost = 1500
+// maxEditCost bounds the Myers search (edit distance D, memory ~D² int32s);
+// myersBudget bounds its time ((N+M)·D steps). Beyond them the range is
+// split at lines unique to both sides (patience anchors) and each piece is
+// diffed alone; a piece without anchors that is still too costly is
+// reported as one replaced block: a correct patch, just not a minimal one.
+const (
+	maxEditCost = 1500
+	myersBudget = 40_000_000
+)
 
 // IsBinary reports whether content should be treated as binary: a NUL byte
 // in the first 8000 bytes (git's rule), or content that is not valid UTF-8
@@ -71,16 +76,8 @@ func diffBlocks(a, b []string) []block {
 	if pre == len(a) && pre == len(b) {
 		return nil
 	}
-	blocks, ok := myers(x[pre:len(x)-suf], y[pre:len(y)-suf], maxEditCost)
-	if !ok {
-		return []block{{pre, len(a) - suf, pre, len(b) - suf}}
-	}
-	for i := range blocks {
-		blocks[i].A0 += pre
-		blocks[i].A1 += pre
-		blocks[i].B0 += pre
-		blocks[i].B1 += pre
-	}
+	var blocks []block
+	diffRange(x[pre:len(x)-suf], y[pre:len(y)-suf], pre, pre, &blocks)
 	return compactBlocks(x, y, indents, blocks)
 }
 

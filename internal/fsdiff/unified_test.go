@@ -259,3 +259,33 @@ func TestBuildEqualContentWithoutHash(t *testing.T) {
 		t.Fatalf("res = %+v", res)
 	}
 }
+
+// TestScatteredChangesLargeFile checks that a file with more changes than
+// Myers' bound still gets a minimal-looking patch (through patience
+// anchors) and that the blocks apply.
+func TestScatteredChangesLargeFile(t *testing.T) {
+	var a, b []string
+	for i := 0; i < 30000; i++ {
+		a = append(a, fmt.Sprintf("line %d\n", i))
+		if i%20 == 0 {
+			b = append(b, fmt.Sprintf("changed %d\n", i))
+		} else {
+			b = append(b, fmt.Sprintf("line %d\n", i))
+		}
+	}
+	_, ins, del := UnifiedDiff("x", []byte(strings.Join(a, "")), []byte(strings.Join(b, "")), 3)
+	if ins != 1500 || del != 1500 {
+		t.Fatalf("ins=%d del=%d, want 1500 each", ins, del)
+	}
+	var got []string
+	pos := 0
+	for _, bl := range diffBlocks(a, b) {
+		got = append(got, a[pos:bl.A0]...)
+		got = append(got, b[bl.B0:bl.B1]...)
+		pos = bl.A1
+	}
+	got = append(got, a[pos:]...)
+	if strings.Join(got, "") != strings.Join(b, "") {
+		t.Fatal("blocks do not apply")
+	}
+}
