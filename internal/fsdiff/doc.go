@@ -13,8 +13,10 @@
 //     (guestproto.FilesRequest.HashPaths) and calls Compare, which yields
 //     one Change per reported path.
 //  3. Build turns the changes into a Result, loading file contents through a
-//     Loader (only for text-sized files that changed) to produce unified
-//     patches; FormatGit and FormatStat render it like git diff.
+//     Loader (only for files up to MaxFileBytes that changed) to produce
+//     unified patches; a "modified" file whose loaded sides turn out to be
+//     byte-identical is dropped (or becomes mode_changed). FormatGit and
+//     FormatStat render a Result like git diff and git diff --stat.
 //
 // Reporting rules:
 //   - added / deleted: the path exists on one side only. Directories are

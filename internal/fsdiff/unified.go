@@ -182,8 +182,10 @@ func myers(a, b []int32, maxD int) ([]block, bool) {
 // ordinary edits produce the same hunks as `git diff` (git's indent
 // heuristic is not applied, so a few ambiguous edits are placed
 // differently). Deleted lines come before inserted ones within a change;
-// hunk headers carry git's default function context. Very different inputs
-// (edit distance over 1500 lines) get a correct but non-minimal patch.
+// hunk headers carry git's default function context. Inputs with very many
+// changes are split at lines unique to both sides first (see diffRange), so
+// the cost stays bounded; the patch is always correct, if not always
+// minimal.
 func UnifiedDiff(path string, old, new []byte, context int) (patch string, ins, del int) {
 	return unified("a/"+path, "b/"+path, old, new, context)
 }
