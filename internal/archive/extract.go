@@ -30,7 +30,8 @@ var testNoExchange bool
 // The tree is built in a temporary directory beside dest and renamed into
 // place at the end (with Force, atomically swapped with the old tree, which
 // is then removed). On any error the temporary directory is removed and dest
-// is left as it was.
+// is left as it was. The temporary directory (".NAME.hearth-tmp-*", mode
+// 0700) survives only if the process is killed; it is safe to delete.
 //
 // Every file is created with O_EXCL|O_NOFOLLOW in a directory Extract made
 // itself, so nothing is ever written through a symlink. Hard links are
