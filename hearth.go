@@ -197,3 +197,84 @@ func (w *Workspace) Logs(ctx context.Context, o LogsOptions) ([]Command, error) 
 func (w *Workspace) CommandOutput(ctx context.Context, commandID, stream string) (io.ReadCloser, *Command, error) {
 	return w.c.m.CommandOutput(ctx, w.ref, commandID, stream)
 }
+
+// More public types.
+type (
+	// DiffOptions select what a diff reports.
+	DiffOptions = workspace.DiffOptions
+	// DiffResult is a structured diff against the baseline.
+	DiffResult = workspace.DiffResult
+	// ExportOptions configure an export.
+	ExportOptions = workspace.ExportOptions
+	// ExportResult says what an export wrote.
+	ExportResult = workspace.ExportResult
+	// SyncOptions configure a push.
+	SyncOptions = workspace.SyncOptions
+	// SyncResult says what a push did.
+	SyncResult = workspace.SyncResult
+	// Shell is a PTY shell session.
+	Shell = api.Shell
+	// ShellOutput is output read from a shell.
+	ShellOutput = api.ShellOutput
+	// ShellOpenOptions configure a new shell.
+	ShellOpenOptions = workspace.ShellOpenOptions
+	// ShellReadOptions select shell output.
+	ShellReadOptions = workspace.ShellReadOptions
+)
+
+// SyncPush pushes a host directory into the workspace (only changed files
+// cross). It never changes the baseline.
+func (w *Workspace) SyncPush(ctx context.Context, src string, o SyncOptions) (*SyncResult, error) {
+	return w.c.m.SyncPush(ctx, w.ref, src, o)
+}
+
+// Diff compares the live /workspace with the create-time baseline.
+func (w *Workspace) Diff(ctx context.Context, o DiffOptions) (*DiffResult, error) {
+	return w.c.m.Diff(ctx, w.ref, o)
+}
+
+// Export copies a file or directory under /workspace to a new host
+// directory, or to an archive with o.Archive.
+func (w *Workspace) Export(ctx context.Context, guestPath, hostDest string, o ExportOptions) (*ExportResult, error) {
+	return w.c.m.Export(ctx, w.ref, guestPath, hostDest, o)
+}
+
+// ShellOpen starts a persistent PTY shell session.
+func (w *Workspace) ShellOpen(ctx context.Context, o ShellOpenOptions) (*Shell, error) {
+	return w.c.m.ShellOpen(ctx, w.ref, o)
+}
+
+// ShellWrite sends bytes to a shell exactly as given.
+func (w *Workspace) ShellWrite(ctx context.Context, shellID string, data []byte) (*Shell, error) {
+	return w.c.m.ShellWrite(ctx, w.ref, shellID, data)
+}
+
+// ShellRead returns a shell's output from a cursor on.
+func (w *Workspace) ShellRead(ctx context.Context, shellID string, o ShellReadOptions) (*ShellOutput, error) {
+	return w.c.m.ShellRead(ctx, w.ref, shellID, o)
+}
+
+// ShellResize changes a shell's terminal size.
+func (w *Workspace) ShellResize(ctx context.Context, shellID string, cols, rows int) (*Shell, error) {
+	return w.c.m.ShellResize(ctx, w.ref, shellID, cols, rows)
+}
+
+// ShellSignal signals a shell's foreground process group (INT, TERM, KILL, HUP).
+func (w *Workspace) ShellSignal(ctx context.Context, shellID, signal string) (*Shell, error) {
+	return w.c.m.ShellSignal(ctx, w.ref, shellID, signal)
+}
+
+// ShellClose ends a shell session.
+func (w *Workspace) ShellClose(ctx context.Context, shellID string) (*Shell, error) {
+	return w.c.m.ShellClose(ctx, w.ref, shellID)
+}
+
+// ShellList lists the workspace's shell sessions.
+func (w *Workspace) ShellList(ctx context.Context) ([]Shell, error) {
+	return w.c.m.ShellList(ctx, w.ref)
+}
+
+// ShellAttach connects a terminal to a shell until it exits or stdin ends.
+func (w *Workspace) ShellAttach(ctx context.Context, shellID string, stdin io.Reader, stdout io.Writer, resize <-chan [2]int) error {
+	return w.c.m.ShellAttach(ctx, w.ref, shellID, stdin, stdout, resize)
+}

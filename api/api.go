@@ -109,3 +109,39 @@ const (
 	CommandFinished = "finished"
 	CommandLost     = "lost" // the VM stopped while it ran
 )
+
+// Shell states.
+const (
+	ShellRunning = "running"
+	ShellExited  = "exited"
+)
+
+// Shell is a persistent PTY shell session in a workspace.
+type Shell struct {
+	ID        string `json:"id"`
+	State     string `json:"state"`
+	ExitCode  *int   `json:"exit_code,omitempty"`
+	Cols      int    `json:"cols"`
+	Rows      int    `json:"rows"`
+	Cwd       string `json:"cwd"`
+	CreatedAt string `json:"created_at"`
+	// OutputBytes is the total output so far: the newest cursor.
+	OutputBytes int64 `json:"output_bytes"`
+}
+
+// ShellOutput is what `shell read` returns: output from a cursor on.
+type ShellOutput struct {
+	// Output is the shell's output since Cursor (UTF-8 text, or base64
+	// when Encoding is "base64").
+	Output   string `json:"output"`
+	Encoding string `json:"encoding,omitempty"`
+	// Cursor is where Output starts; NextCursor is where the next read
+	// should start.
+	Cursor     int64 `json:"cursor"`
+	NextCursor int64 `json:"next_cursor"`
+	// DroppedBytes is how much output the read missed because it fell
+	// behind the shell's bounded buffer.
+	DroppedBytes int64  `json:"dropped_bytes"`
+	State        string `json:"state"`
+	ExitCode     *int   `json:"exit_code,omitempty"`
+}

@@ -1,0 +1,138 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/hearthvm/hearth"
+	"github.com/hearthvm/hearth/internal/fsdiff"
+	"github.com/spf13/cobra"
+)
+
+func init() {
+	workspaceCommands = append(workspaceCommands, newWSSync, newWSDiff, newWSExport)
+}
+
+func newWSSync(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "sync", Short: "Push host files into a workspace"}
+	var o hearth.SyncOptions
+	push := &cobra.Command{
+		Use:   "push WS SRC",
+		Short: "Push a host directory into the workspace (only changed files cross)",
+		Long: `Push the host directory SRC into the workspace (default /workspace, or --dest under
+it). Only entries whose type, mode, size, mtime or symlink target differ cross, and
+mtimes are kept, so pushing an unchanged tree again sends nothing. --delete removes
+guest files under the destination that are gone from SRC. The baseline is never
+changed, and nothing appears in the command log.`,
+		Example: `  hearth workspace sync push demo ./project
+  hearth workspace sync push demo ./project/src --dest /workspace/src --delete`,
+		Args: exactArgs(2, "WS and SRC"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			r, err := c.Workspace(args[0]).SyncPush(cmd.Context(), args[1], o)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(r)
+			}
+			for _, w := range r.Warnings {
+				fmt.Fprintf(g.stderr, "hearth: warning: %s\n", w)
+			}
+			fmt.Fprintf(g.stdout, "pushed %d of %d entries (%s) to %s", r.Sent, r.Scanned, humanBytes(r.Bytes), r.Dest)
+			if o.Delete {
+				fmt.Fprintf(g.stdout, ", deleted %d", r.Deleted)
+			}
+			fmt.Fprintln(g.stdout)
+			return nil
+		},
+	}
+	push.Flags().StringVar(&o.Dest, "dest", "/workspace", "guest directory to push into (under /workspace)")
+	push.Flags().BoolVar(&o.Delete, "delete", false, "delete guest files that are gone from SRC")
+	cmd.AddCommand(push)
+	return cmd
+}
+
+func newWSDiff(g *globals) *cobra.Command {
+	var stat, patch bool
+	cmd := &cobra.Command{
+		Use:   "diff WS [PATH...]",
+		Short: "Compare the live /workspace with its create-time baseline",
+		Long: `Compare the live /workspace with the immutable baseline recorded at create. Each
+changed path has a status (added, modified, deleted, type_changed, mode_changed),
+old and new mode and size, whether it is binary, and a unified patch for text files.
+Human output looks like 'git diff' (--stat like 'git diff --stat'); --json gives
+{"files": [...], "summary": {...}} in path order. PATHs (relative to /workspace)
+limit the diff. Diff never appears in the command log and never touches a shell.`,
+		Example: `  hearth workspace diff demo
+  hearth workspace diff demo --stat
+  hearth workspace diff demo src/ --json`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			o := hearth.DiffOptions{Paths: args[1:], NoPatch: stat && !patch}
+			r, err := c.Workspace(args[0]).Diff(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(r)
+			}
+			if stat {
+				if err := fsdiff.FormatStat(g.stdout, r); err != nil {
+					return err
+				}
+				if !patch {
+					return nil
+				}
+			}
+			return fsdiff.FormatGit(g.stdout, r)
+		},
+	}
+	cmd.Flags().BoolVar(&stat, "stat", false, "print a diffstat (like git diff --stat)")
+	cmd.Flags().BoolVar(&patch, "patch", false, "print patches (the default without --stat; with --stat, both)")
+	return cmd
+}
+
+func newWSExport(g *globals) *cobra.Command {
+	var o hearth.ExportOptions
+	cmd := &cobra.Command{
+		Use:   "export WS GUEST_PATH HOST_DEST",
+		Short: "Copy a file or directory out of /workspace to the host",
+		Long: `Copy GUEST_PATH (under /workspace; relative paths are taken from /workspace) into a
+new host directory HOST_DEST, or into a tar archive with --archive (.tar, .tar.gz or
+.tgz by HOST_DEST's name). A non-empty destination is refused unless --force, which
+replaces it atomically; the destination appears whole or not at all. Symlinks stay
+symlinks and are never written through; device nodes and the like are skipped with a
+warning. Export never appears in the command log and never touches a shell.`,
+		Example: `  hearth workspace export demo /workspace/dist ./dist
+  hearth workspace export demo src ./src.tar.gz --archive`,
+		Args: exactArgs(3, "WS, GUEST_PATH and HOST_DEST"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			r, err := c.Workspace(args[0]).Export(cmd.Context(), args[1], args[2], o)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(r)
+			}
+			for _, w := range r.Warnings {
+				fmt.Fprintf(g.stderr, "hearth: warning: %s\n", w)
+			}
+			fmt.Fprintf(g.stdout, "exported %s to %s: %d files, %d dirs, %d symlinks, %s\n", r.GuestPath, r.HostPath, r.Files, r.Dirs, r.Symlinks, humanBytes(r.Bytes))
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&o.Archive, "archive", false, "write a tar archive (.tar, .tar.gz, .tgz) instead of a directory")
+	cmd.Flags().BoolVar(&o.Force, "force", false, "replace a non-empty destination")
+	return cmd
+}

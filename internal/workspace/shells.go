@@ -1,0 +1,228 @@
+package workspace
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/hearthvm/hearth/api"
+	"github.com/hearthvm/hearth/internal/errdefs"
+	"github.com/hearthvm/hearth/internal/guest"
+	"github.com/hearthvm/hearth/internal/guestproto"
+)
+
+// ShellOpenOptions configure a new shell session.
+type ShellOpenOptions struct {
+	Cwd  string
+	Env  []string
+	Cols int
+	Rows int
+}
+
+// ShellReadOptions select shell output.
+type ShellReadOptions struct {
+	// Cursor is the output offset to read from; nil continues where the
+	// previous read of this shell ended.
+	Cursor *int64
+	// Wait returns as soon as new output exists, or after this long.
+	Wait time.Duration
+	// Plain strips terminal escape sequences (for language models).
+	Plain bool
+}
+
+func shellInfo(s *guestproto.ShellInfo) *api.Shell {
+	return &api.Shell{ID: s.ID, State: s.State, ExitCode: s.ExitCode, Cols: s.Cols, Rows: s.Rows, Cwd: s.Cwd, CreatedAt: s.CreatedAt, OutputBytes: s.OutputBytes}
+}
+
+func (m *Manager) shellClient(ref string) (*guest.Client, error) {
+	rec, err := m.resolve(ref)
+	if err != nil {
+		return nil, err
+	}
+	return m.client(rec)
+}
+
+func checkSize(cols, rows int) error {
+	if cols < 0 || rows < 0 || cols > 1000 || rows > 1000 {
+		return fmt.Errorf("terminal size %dx%d: want 1-1000 columns and rows: %w", cols, rows, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// ShellOpen starts a PTY shell session that lives in the guest agent,
+// independent of any host process, until closed.
+func (m *Manager) ShellOpen(ctx context.Context, ref string, o ShellOpenOptions) (*api.Shell, error) {
+	if err := checkSize(o.Cols, o.Rows); err != nil {
+		return nil, err
+	}
+	c, err := m.shellClient(ref)
+	if err != nil {
+		return nil, err
+	}
+	s, err := c.ShellOpen(ctx, &guestproto.ShellRequest{Cwd: o.Cwd, Env: o.Env, Cols: o.Cols, Rows: o.Rows})
+	if err != nil {
+		return nil, err
+	}
+	return shellInfo(s), nil
+}
+
+// ShellWrite sends bytes to a shell exactly as given.
+func (m *Manager) ShellWrite(ctx context.Context, ref, id string, data []byte) (*api.Shell, error) {
+	c, err := m.shellClient(ref)
+	if err != nil {
+		return nil, err
+	}
+	s, err := c.ShellWrite(ctx, id, data)
+	if err != nil {
+		return nil, err
+	}
+	return shellInfo(s), nil
+}
+
+// ShellRead returns a shell's output from a cursor on.
+func (m *Manager) ShellRead(ctx context.Context, ref, id string, o ShellReadOptions) (*api.ShellOutput, error) {
+	if o.Wait < 0 || o.Wait > 50*time.Second {
+		return nil, fmt.Errorf("--wait %s: want 0 to 50s: %w", o.Wait, errdefs.ErrInvalidArgument)
+	}
+	if o.Cursor != nil && *o.Cursor < 0 {
+		return nil, fmt.Errorf("cursor %d: want 0 or more: %w", *o.Cursor, errdefs.ErrInvalidArgument)
+	}
+	c, err := m.shellClient(ref)
+	if err != nil {
+		return nil, err
+	}
+	r, err := c.ShellRead(ctx, id, o.Cursor, o.Wait)
+	if err != nil {
+		return nil, err
+	}
+	out := r.Output
+	if o.Plain {
+		out = StripTerminal(out)
+	}
+	text, enc := encodeOutput(out)
+	return &api.ShellOutput{Output: text, Encoding: enc, Cursor: r.Cursor, NextCursor: r.NextCursor, DroppedBytes: r.DroppedBytes,
+		State: r.Shell.State, ExitCode: r.Shell.ExitCode}, nil
+}
+
+// ShellResize changes a shell's terminal size.
+func (m *Manager) ShellResize(ctx context.Context, ref, id string, cols, rows int) (*api.Shell, error) {
+	if cols < 1 || rows < 1 {
+		return nil, fmt.Errorf("resize needs --cols and --rows of at least 1: %w", errdefs.ErrInvalidArgument)
+	}
+	if err := checkSize(cols, rows); err != nil {
+		return nil, err
+	}
+	c, err := m.shellClient(ref)
+	if err != nil {
+		return nil, err
+	}
+	s, err := c.ShellResize(ctx, id, cols, rows)
+	if err != nil {
+		return nil, err
+	}
+	return shellInfo(s), nil
+}
+
+// ShellSignal sends INT, TERM, KILL or HUP (and a few more) to the shell's
+// foreground process group.
+func (m *Manager) ShellSignal(ctx context.Context, ref, id, signal string) (*api.Shell, error) {
+	c, err := m.shellClient(ref)
+	if err != nil {
+		return nil, err
+	}
+	s, err := c.ShellSignal(ctx, id, strings.ToUpper(signal))
+	if err != nil {
+		return nil, err
+	}
+	return shellInfo(s), nil
+}
+
+// ShellClose ends a shell session and frees it.
+func (m *Manager) ShellClose(ctx context.Context, ref, id string) (*api.Shell, error) {
+	c, err := m.shellClient(ref)
+	if err != nil {
+		return nil, err
+	}
+	s, err := c.ShellClose(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return shellInfo(s), nil
+}
+
+// ShellList lists a workspace's shell sessions.
+func (m *Manager) ShellList(ctx context.Context, ref string) ([]api.Shell, error) {
+	c, err := m.shellClient(ref)
+	if err != nil {
+		return nil, err
+	}
+	ss, err := c.ShellList(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.Shell, 0, len(ss))
+	for i := range ss {
+		out = append(out, *shellInfo(&ss[i]))
+	}
+	return out, nil
+}
+
+// ShellAttach connects a terminal to a shell until the shell exits or
+// stdin ends (detach); the shell keeps running after a detach.
+func (m *Manager) ShellAttach(ctx context.Context, ref, id string, stdin io.Reader, stdout io.Writer, resize <-chan [2]int) error {
+	c, err := m.shellClient(ref)
+	if err != nil {
+		return err
+	}
+	return c.ShellAttach(ctx, id, stdin, stdout, resize)
+}
+
+// StripTerminal removes terminal escape sequences (CSI, OSC, charset
+// selections), carriage returns before newlines, and backspace-erased
+// characters, leaving plain text for a language model to read.
+func StripTerminal(b []byte) []byte {
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case c == 0x1b && i+1 < len(b):
+			i++
+			switch b[i] {
+			case '[': // CSI: parameters then a final byte 0x40-0x7e
+				for i+1 < len(b) && !(b[i+1] >= 0x40 && b[i+1] <= 0x7e) {
+					i++
+				}
+				i++
+			case ']', 'P', '_', '^': // OSC/DCS/APC/PM: until BEL or ST
+				for i+1 < len(b) {
+					i++
+					if b[i] == 0x07 {
+						break
+					}
+					if b[i] == 0x1b && i+1 < len(b) && b[i+1] == '\\' {
+						i++
+						break
+					}
+				}
+			case '(', ')', '*', '+': // charset designation: one more byte
+				i++
+			}
+		case c == 0x1b:
+		case c == '\r':
+			if i+1 < len(b) && b[i+1] == '\n' {
+				continue
+			}
+			out = append(out, c)
+		case c == 0x08:
+			if len(out) > 0 {
+				out = out[:len(out)-1]
+			}
+		case c == 0x07 || c == 0x0f || c == 0x0e:
+		default:
+			out = append(out, c)
+		}
+	}
+	return out
+}
