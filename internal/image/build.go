@@ -283,13 +283,15 @@ func (s *Store) Build(ctx context.Context, name string, opts BuildOptions) (*Ima
 	}()
 	wg.Wait()
 	if kerr != nil || rerr != nil {
-		if ctx.Err() == nil { // not cancelled from outside: drop the knock-on cancellation
-			if errors.Is(kerr, context.Canceled) && rerr != nil {
-				kerr = nil
-			}
-			if errors.Is(rerr, context.Canceled) && kerr != nil {
-				rerr = nil
-			}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("image build %q interrupted; its build directories were removed and finished parts stay cached: %w", name, ctx.Err())
+		}
+		// Not cancelled from outside: drop the knock-on cancellation.
+		if errors.Is(kerr, context.Canceled) && rerr != nil {
+			kerr = nil
+		}
+		if errors.Is(rerr, context.Canceled) && kerr != nil {
+			rerr = nil
 		}
 		return nil, errors.Join(kerr, rerr)
 	}
