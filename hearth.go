@@ -278,3 +278,23 @@ func (w *Workspace) ShellList(ctx context.Context) ([]Shell, error) {
 func (w *Workspace) ShellAttach(ctx context.Context, shellID string, stdin io.Reader, stdout io.Writer, resize <-chan [2]int) error {
 	return w.c.m.ShellAttach(ctx, w.ref, shellID, stdin, stdout, resize)
 }
+
+// CommandOutput is a slice of a logged command's output.
+type CommandOutput = api.CommandOutput
+
+// CommandWait waits up to timeout for a command (started with Detach or
+// Yield) to finish; status "running" means it has not yet.
+func (w *Workspace) CommandWait(ctx context.Context, commandID string, timeout time.Duration) (*ExecResult, error) {
+	return w.c.m.CommandWait(ctx, w.ref, commandID, timeout)
+}
+
+// CommandRead returns up to limit bytes of a command's "stdout" or
+// "stderr" from offset.
+func (w *Workspace) CommandRead(ctx context.Context, commandID, stream string, offset int64, limit int) (*CommandOutput, error) {
+	return w.c.m.CommandRead(ctx, w.ref, commandID, stream, offset, limit)
+}
+
+// CommandKill signals a running command's process group (default KILL).
+func (w *Workspace) CommandKill(ctx context.Context, commandID, signal string) (*ExecResult, error) {
+	return w.c.m.CommandKill(ctx, w.ref, commandID, signal)
+}

@@ -63,7 +63,10 @@ type ExecResult struct {
 	// CommandID identifies the command in the workspace's command log
 	// (empty for `hearth run`).
 	CommandID string `json:"command_id,omitempty"`
-	ExitCode  int    `json:"exit_code"`
+	// Status is "finished", or "running" when the caller's wait (yield)
+	// ended first: follow up with command wait/read/kill.
+	Status   string `json:"status"`
+	ExitCode int    `json:"exit_code"`
 	// Reason says why the command ended: exited, signaled, timeout, oom,
 	// killed, start_failed.
 	Reason     string `json:"reason"`
@@ -144,4 +147,26 @@ type ShellOutput struct {
 	DroppedBytes int64  `json:"dropped_bytes"`
 	State        string `json:"state"`
 	ExitCode     *int   `json:"exit_code,omitempty"`
+}
+
+// Command run states in ExecResult.Status.
+const (
+	StatusRunning  = "running"
+	StatusFinished = "finished"
+)
+
+// CommandOutput is a slice of a logged command's output.
+type CommandOutput struct {
+	CommandID string `json:"command_id"`
+	Stream    string `json:"stream"`
+	// Data is UTF-8 text, or base64 when Encoding is "base64".
+	Data       string `json:"data"`
+	Encoding   string `json:"encoding,omitempty"`
+	Offset     int64  `json:"offset"`
+	NextOffset int64  `json:"next_offset"`
+	// TotalBytes is the stream's size so far.
+	TotalBytes int64 `json:"total_bytes"`
+	// Status is "running" or "finished"; when finished and NextOffset ==
+	// TotalBytes there is no more output.
+	Status string `json:"status"`
 }

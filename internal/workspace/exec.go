@@ -39,6 +39,14 @@ type ExecOptions struct {
 	Stdout, Stderr io.Writer
 	// Capture keeps up to api.OutputLimit bytes of each stream in the result.
 	Capture bool
+	// Detach starts the command and returns at once with status "running"
+	// and its command id; the workspace's supervisor keeps it running and
+	// logs its output. Follow up with CommandWait, CommandRead, CommandKill.
+	Detach bool
+	// Yield, when > 0, waits at most this long: a command still running
+	// then comes back with status "running" and the output so far (not an
+	// error), and keeps running like a detached one.
+	Yield time.Duration
 }
 
 func (o *ExecOptions) validate() error {
