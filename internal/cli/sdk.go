@@ -49,24 +49,7 @@ func parseSize(s string) (int64, error) {
 	if s == "" {
 		return 0, nil
 	}
-	mult := int64(1)
-	num := strings.TrimSpace(strings.ToUpper(s))
-	num = strings.TrimSuffix(strings.TrimSuffix(num, "IB"), "B")
-	switch {
-	case strings.HasSuffix(num, "K"):
-		mult, num = 1<<10, strings.TrimSuffix(num, "K")
-	case strings.HasSuffix(num, "M"):
-		mult, num = 1<<20, strings.TrimSuffix(num, "M")
-	case strings.HasSuffix(num, "G"):
-		mult, num = 1<<30, strings.TrimSuffix(num, "G")
-	case strings.HasSuffix(num, "T"):
-		mult, num = 1<<40, strings.TrimSuffix(num, "T")
-	}
-	var n int64
-	if _, err := fmt.Sscanf(num, "%d", &n); err != nil || n <= 0 || fmt.Sprint(n) != num {
-		return 0, fmt.Errorf("size %q: want a positive number with an optional K, M, G or T suffix (e.g. 10G): %w", s, errdefs.ErrInvalidArgument)
-	}
-	return n * mult, nil
+	return hearth.ParseSize(s)
 }
 
 func humanBytes(n int64) string {
