@@ -101,7 +101,11 @@ type Command struct {
 	DurationMS  int64     `json:"duration_ms"`
 	ExitCode    *int      `json:"exit_code"`
 	Reason      string    `json:"reason,omitempty"`
+	Signal      string    `json:"signal,omitempty"`
 	Status      string    `json:"status"` // running, finished, lost
+	// Detached is true for commands started with detach or yield, which
+	// the workspace's supervisor runs.
+	Detached bool `json:"detached,omitempty"`
 	StdoutBytes int64     `json:"stdout_bytes"`
 	StderrBytes int64     `json:"stderr_bytes"`
 }

@@ -204,6 +204,7 @@ func newWSExec(g *globals) *cobra.Command {
 	var o hearth.ExecOptions
 	var env []string
 	var stdin bool
+	var yield time.Duration
 	cmd := &cobra.Command{
 		Use:   "exec WS [flags] -- CMD [ARG...]",
 		Short: "Run a command in a running workspace",
@@ -232,6 +233,30 @@ is an error: start it with 'hearth workspace start WS'.`,
 			}
 			o.Argv = args[1:]
 			o.Capture = g.json
+			o.Yield = yield
+			if o.Detach || o.Yield > 0 {
+				if stdin {
+					o.Stdin = g.stdin
+				}
+				res, err := c.Workspace(args[0]).Exec(cmd.Context(), o)
+				if err != nil {
+					return err
+				}
+				if res.Status == api.StatusRunning {
+					if g.json {
+						return g.printJSON(res)
+					}
+					fmt.Fprintln(g.stdout, res.CommandID)
+					fmt.Fprintf(g.stderr, "hearth: %s runs detached: `hearth workspace wait %s %s`, `... output %s %s --follow`, `... kill %s %s`\n",
+						res.CommandID, args[0], res.CommandID, args[0], res.CommandID, args[0], res.CommandID)
+					return nil
+				}
+				if !g.json {
+					fmt.Fprint(g.stdout, res.Stdout)
+					fmt.Fprint(g.stderr, res.Stderr)
+				}
+				return g.finishExec(res, o.Timeout)
+			}
 			if !g.json {
 				o.Stdout, o.Stderr = g.stdout, g.stderr
 			}
@@ -250,6 +275,8 @@ is an error: start it with 'hearth workspace start WS'.`,
 	f.StringArrayVar(&env, "env", nil, "set an environment variable KEY=VALUE (repeatable)")
 	f.DurationVar(&o.Timeout, "timeout", 0, "kill the command's process group after this long (e.g. 30s); 0 means no limit")
 	f.BoolVar(&stdin, "stdin", false, "pass this process's standard input to the command")
+	f.BoolVar(&o.Detach, "detach", false, "start the command and print its id at once; it keeps running (see `workspace wait`, `output`, `kill`)")
+	f.DurationVar(&yield, "yield", 0, "wait at most this long; a command still running then detaches and its id is printed")
 	return cmd
 }
 

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -52,7 +53,7 @@ type Status struct {
 	ExitedAt      *time.Time        `json:"exited_at,omitempty"`
 	ExitReason    string            `json:"exit_reason,omitempty"`
 	// Clean is true when the guest shut down on request.
-	Clean bool `json:"clean,omitempty"`
+	Clean bool   `json:"clean,omitempty"`
 	Error string `json:"error,omitempty"`
 }
 
@@ -62,6 +63,11 @@ const (
 	// LogFile is the supervisor's own log in DIR.
 	LogFile = "supervisor.log"
 )
+
+// ControlHandler serves one connection on the VM's control socket
+// (DIR/ctl.sock), e.g. to run commands that outlive the CLI call that
+// started them. agentSocket is the guest agent's socket.
+type ControlHandler func(ctx context.Context, conn net.Conn, dir, agentSocket string)
 
 // BackendFactory builds the named backend for a supervisor.
 type BackendFactory func(name, cacheDir string, killWithParent bool) (vmm.Backend, error)
@@ -209,7 +215,7 @@ type readyMsg struct {
 
 // Run is the body of `hearth _supervise DIR`. ready is the pipe to the
 // starter (fd 3); it gets one JSON line and is closed.
-func Run(ctx context.Context, dir string, ready io.WriteCloser, factory BackendFactory, log *slog.Logger) error {
+func Run(ctx context.Context, dir string, ready io.WriteCloser, factory BackendFactory, control ControlHandler, log *slog.Logger) error {
 	report := func(m readyMsg) {
 		if ready != nil {
 			json.NewEncoder(ready).Encode(m)
@@ -263,6 +269,33 @@ func Run(ctx context.Context, dir string, ready io.WriteCloser, factory BackendF
 	if err := writeStatus(dir, st); err != nil {
 		m.Kill()
 		return fail(err)
+	}
+	if control != nil {
+		ctlPath := filepath.Join(dir, "ctl.sock")
+		os.Remove(ctlPath)
+		ln, err := net.Listen("unix", ctlPath)
+		if err != nil {
+			m.Kill()
+			return fail(fmt.Errorf("control socket: %w", err))
+		}
+		os.Chmod(ctlPath, 0o600)
+		cctx, ccancel := context.WithCancel(context.Background())
+		defer ccancel()
+		go func() {
+			<-m.Done()
+			ccancel()
+			ln.Close()
+			os.Remove(ctlPath)
+		}()
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				go control(cctx, c, dir, m.AgentSocket())
+			}
+		}()
 	}
 	report(readyMsg{OK: true})
 	log.Info("VM ready", "pid", m.PID(), "boot_id", hello.BootID)

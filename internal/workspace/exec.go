@@ -133,6 +133,12 @@ func (m *Manager) Exec(ctx context.Context, ref string, o ExecOptions) (*api.Exe
 	if err != nil {
 		return nil, err
 	}
+	if o.Detach || o.Yield > 0 {
+		if o.Stdout != nil || o.Stderr != nil {
+			return nil, fmt.Errorf("a detached command's output goes to the command log, not to writers: read it with CommandRead: %w", errdefs.ErrInvalidArgument)
+		}
+		return m.execDetached(ctx, rec, o)
+	}
 	log := &cmdLog{dir: m.logDir(rec.ID)}
 	entry, outF, errF, err := log.begin(&o)
 	if err != nil {
@@ -173,7 +179,7 @@ func (m *Manager) Exec(ctx context.Context, ref string, o ExecOptions) (*api.Exe
 		return nil, fmt.Errorf("command log: %w", err)
 	}
 	res := fillResult(r, capOut, capErr)
-	res.CommandID = entry.ID
+	res.CommandID, res.Status = entry.ID, api.StatusFinished
 	res.StdoutBytes, res.StderrBytes = cOut.n, cErr.n
 	return res, nil
 }

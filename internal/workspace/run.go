@@ -109,6 +109,7 @@ func (m *Manager) Run(ctx context.Context, o RunOptions) (_ *api.ExecResult, err
 		return nil, err
 	}
 	res := fillResult(r, capOut, capErr)
+	res.Status = api.StatusFinished
 	if res.DurationMS == 0 {
 		res.DurationMS = time.Since(start).Milliseconds()
 	}
