@@ -28,6 +28,9 @@ command exits 124 with a message saying so.`,
   hearth run --memory 1024 --timeout 30s -- sh -c 'python3 -c "print(6*7)"'`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkMachineFlags(cmd, o.CPUs, o.MemoryMiB); err != nil {
+				return err
+			}
 			c, err := g.client()
 			if err != nil {
 				return err

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hearthvm/hearth"
 	"github.com/hearthvm/hearth/internal/errdefs"
+	"github.com/spf13/cobra"
 )
 
 // client builds the SDK client for this invocation.
@@ -80,3 +81,15 @@ func ago(t time.Time) string {
 func isUTF8(b []byte) bool { return utf8.Valid(b) }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// checkMachineFlags rejects explicit --cpus/--memory values the SDK would
+// otherwise read as "use the default" (0).
+func checkMachineFlags(cmd *cobra.Command, cpus, mem int) error {
+	if cmd.Flags().Changed("cpus") && cpus < 1 {
+		return fmt.Errorf("--cpus %d: want 1 to 32: %w", cpus, errdefs.ErrInvalidArgument)
+	}
+	if cmd.Flags().Changed("memory") && mem < 1 {
+		return fmt.Errorf("--memory %d MiB is too small: the guest needs at least 128 MiB: %w", mem, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}

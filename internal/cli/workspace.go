@@ -84,6 +84,9 @@ that 'hearth workspace diff' compares against.`,
   hearth workspace create --name api --seed ./project --cpus 2 --memory 2048 --disk-size 20G --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkMachineFlags(cmd, o.CPUs, o.MemoryMiB); err != nil {
+				return err
+			}
 			var err error
 			if o.DiskSize, err = parseSize(disk); err != nil {
 				return fmt.Errorf("--disk-size: %w", err)
