@@ -69,7 +69,7 @@ Needs root (debootstrap). Progress goes to stderr; with --json only the image is
 			if g.json {
 				return g.printJSON(img)
 			}
-			fmt.Fprintf(g.stdout, "image %s ready in %s (%s)\n", img.Name, time.Since(start).Truncate(100*time.Millisecond), img.Dir())
+			fmt.Fprintf(g.stdout, "image %s ready in %s (%s)\n", img.Name, time.Since(start).Round(time.Millisecond), img.Dir())
 			return nil
 		},
 	}

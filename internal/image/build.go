@@ -296,7 +296,7 @@ func (s *Store) Build(ctx context.Context, name string, opts BuildOptions) (*Ima
 		return nil, errors.Join(kerr, rerr)
 	}
 
-	lock, err := lockFile(ctx, filepath.Join(s.dir(), "."+name+".lock"), func() {
+	lock, err := lockFile(ctx, s.lockPath(name), func() {
 		b.report("image", "waiting for another build of "+name, 0, 0, start)
 	})
 	if err != nil {

@@ -161,7 +161,7 @@ func (s *Store) Remove(name string) error {
 	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
 		return notFound(name)
 	}
-	lock, err := lockFile(context.Background(), filepath.Join(s.dir(), "."+name+".lock"), nil)
+	lock, err := lockFile(context.Background(), s.lockPath(name), nil)
 	if err != nil {
 		return err
 	}
@@ -220,3 +220,6 @@ func logger(l *slog.Logger) *slog.Logger {
 	}
 	return slog.New(slog.DiscardHandler)
 }
+
+// lockPath is the lock file serialising changes to the named image.
+func (s *Store) lockPath(name string) string { return filepath.Join(s.dir(), "."+name+".lock") }

@@ -53,7 +53,7 @@ func (s *Store) Import(ctx context.Context, name, kernel, rootfs string) (*Image
 		return nil, err
 	}
 	kver, _ := kernelVersion(kernel)
-	lock, err := lockFile(ctx, s.Dir(name)+".lock", nil)
+	lock, err := lockFile(ctx, s.lockPath(name), nil)
 	if err != nil {
 		return nil, err
 	}
