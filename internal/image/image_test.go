@@ -425,3 +425,64 @@ func TestCleanStale(t *testing.T) {
 		}
 	}
 }
+
+func TestRunnerKillsProcessGroup(t *testing.T) {
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "pid")
+	r := &runner{logPath: filepath.Join(dir, "log")}
+	ctx, cancel := context.WithCancel(context.Background())
+	started := make(chan struct{})
+	var once bool
+	go func() {
+		<-started
+		cancel()
+	}()
+	start := time.Now()
+	err := r.run(ctx, dir, func(line string) {
+		if line == "up" && !once {
+			once = true
+			close(started)
+		}
+	}, "sh", "-c", "sleep 100 & echo $! > "+pidFile+"; echo up; wait")
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("cancel took %s", d)
+	}
+	data, _ := os.ReadFile(pidFile)
+	pid := strings.TrimSpace(string(data))
+	if pid == "" {
+		t.Fatal("no grandchild pid")
+	}
+	// The grandchild was in the group: it is gone (or a zombie of init).
+	stat, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err == nil && !strings.Contains(string(stat), ") Z ") {
+		t.Fatalf("grandchild %s still running: %s", pid, stat)
+	}
+}
+
+func TestRunnerErrorNamesLog(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "build.log")
+	f, _ := os.Create(log)
+	defer f.Close()
+	r := &runner{logPath: log, log: f}
+	err := r.run(context.Background(), dir, nil, "sh", "-c", "for i in $(seq 1 30); do echo line$i; done; echo boom >&2; exit 3")
+	if err == nil {
+		t.Fatal("no error")
+	}
+	msg := err.Error()
+	for _, want := range []string{log, "line30", "boom", "exit status 3"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error lacks %q: %s", want, msg)
+		}
+	}
+	if strings.Contains(msg, "line10\n") {
+		t.Errorf("error carries more than the tail: %s", msg)
+	}
+	data, _ := os.ReadFile(log)
+	if !strings.Contains(string(data), "line1\n") {
+		t.Error("log lacks the full output")
+	}
+}
