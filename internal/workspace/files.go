@@ -312,7 +312,9 @@ func (m *Manager) Export(ctx context.Context, ref, guestSrc, hostDest string, o 
 	pr.CloseWithError(errors.New("export ended"))
 	gerr := <-outErr
 	if err != nil {
-		if gerr != nil && !errors.Is(gerr, io.ErrClosedPipe) {
+		// The guest's own failure (a missing path, say) reaches the
+		// extractor through the pipe; report it as the cause.
+		if gerr != nil && errors.Is(err, gerr) {
 			return nil, fmt.Errorf("export %s: %w", gp, gerr)
 		}
 		return nil, fmt.Errorf("export %s to %s: %w", gp, dest, err)

@@ -51,7 +51,13 @@ func TestShellSessions(t *testing.T) {
 	}
 	// INT interrupts a foreground command; the shell lives on.
 	ws.ShellWrite(ctx, s.ID, []byte("sleep 300; echo after-sleep\n"))
-	time.Sleep(500 * time.Millisecond)
+	// Signal once the sleep is the foreground job (seen from outside).
+	for i := 0; i < 100; i++ {
+		if r := sh(t, ws, "pgrep -x sleep"); r.ExitCode == 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if r := env.Hearth(nil, "workspace", "shell", "signal", id, s.ID, "INT"); r.Code != 0 {
 		t.Fatalf("signal: %s", r.Stderr)
 	}
