@@ -2,7 +2,9 @@
 // that agents, people and programs inhabit.
 //
 // A Client works in-process from the state directory ($HEARTH_HOME); no
-// daemon is needed. The CLI, the MCP server and the HTTP API are thin
+// daemon is needed. With WithRemote it speaks instead to a `hearth serve`
+// HTTP API (docs/http-api.md) over a Unix socket or TCP, with the same
+// methods, results and error kinds. The CLI, the MCP server and the HTTP API are thin
 // layers over this package, so an operation has the same name, arguments,
 // defaults and errors everywhere (docs/public-contract.md).
 //
@@ -58,12 +60,45 @@ var (
 	ErrUnavailable        = errdefs.ErrUnavailable
 	ErrTimeout            = errdefs.ErrTimeout
 	ErrNotImplemented     = errdefs.ErrNotImplemented
+	ErrResourceExhausted  = errdefs.ErrResourceExhausted
 )
 
 // Client is the entry point of the SDK.
 type Client struct {
-	m *workspace.Manager
+	m engine
 }
+
+// engine carries out operations: the local *workspace.Manager, or the
+// remote engine that speaks the HTTP API of `hearth serve` (remote.go).
+type engine interface {
+	Home() string
+	Run(ctx context.Context, o RunOptions) (*ExecResult, error)
+	Create(ctx context.Context, o CreateOptions) (*WorkspaceInfo, error)
+	List(ctx context.Context) ([]WorkspaceInfo, error)
+	Get(ctx context.Context, ref string) (*WorkspaceInfo, error)
+	Start(ctx context.Context, ref string) (*WorkspaceInfo, error)
+	Stop(ctx context.Context, ref string) (*WorkspaceInfo, error)
+	Delete(ctx context.Context, ref string, force bool) (*WorkspaceInfo, error)
+	Exec(ctx context.Context, ref string, o ExecOptions) (*ExecResult, error)
+	Logs(ctx context.Context, ref string, o LogsOptions) ([]Command, error)
+	CommandOutput(ctx context.Context, ref, commandID, stream string) (io.ReadCloser, *Command, error)
+	SyncPush(ctx context.Context, ref, src string, o SyncOptions) (*SyncResult, error)
+	Diff(ctx context.Context, ref string, o DiffOptions) (*DiffResult, error)
+	Export(ctx context.Context, ref, guestPath, hostDest string, o ExportOptions) (*ExportResult, error)
+	ShellOpen(ctx context.Context, ref string, o ShellOpenOptions) (*Shell, error)
+	ShellWrite(ctx context.Context, ref, shellID string, data []byte) (*Shell, error)
+	ShellRead(ctx context.Context, ref, shellID string, o ShellReadOptions) (*ShellOutput, error)
+	ShellResize(ctx context.Context, ref, shellID string, cols, rows int) (*Shell, error)
+	ShellSignal(ctx context.Context, ref, shellID, signal string) (*Shell, error)
+	ShellClose(ctx context.Context, ref, shellID string) (*Shell, error)
+	ShellList(ctx context.Context, ref string) ([]Shell, error)
+	ShellAttach(ctx context.Context, ref, shellID string, stdin io.Reader, stdout io.Writer, resize <-chan [2]int) error
+	CommandWait(ctx context.Context, ref, commandID string, timeout time.Duration) (*ExecResult, error)
+	CommandRead(ctx context.Context, ref, commandID, stream string, offset int64, limit int) (*CommandOutput, error)
+	CommandKill(ctx context.Context, ref, commandID, signal string) (*ExecResult, error)
+}
+
+var _ engine = (*workspace.Manager)(nil)
 
 type config struct {
 	home    string
@@ -71,6 +106,9 @@ type config struct {
 	exe     string
 	boot    time.Duration
 	log     *slog.Logger
+	// remote and token select the remote engine (WithRemote).
+	remote, token string
+	remoteSet     bool
 }
 
 // Option configures a Client.
@@ -92,11 +130,30 @@ func WithExecutable(path string) Option { return func(c *config) { c.exe = path 
 // starts (default 60 s).
 func WithBootTimeout(d time.Duration) Option { return func(c *config) { c.boot = d } }
 
-// New returns a Client over the local state directory.
+// WithRemote makes the Client speak to a `hearth serve` HTTP API instead
+// of working in-process. addr is unix:///path/to/hearth.sock or
+// http://host:port; token is the bearer token a TCP server requires ("" for
+// a Unix socket). Host paths (a seed, a sync source, an export
+// destination) are made absolute here and are paths on the machine the
+// server runs on. WithHome, WithExecutable and WithBootTimeout do not
+// apply to a remote Client.
+func WithRemote(addr, token string) Option {
+	return func(c *config) { c.remote, c.token, c.remoteSet = addr, token, true }
+}
+
+// New returns a Client over the local state directory, or over a `hearth
+// serve` API with WithRemote.
 func New(opts ...Option) (*Client, error) {
 	var cfg config
 	for _, o := range opts {
 		o(&cfg)
+	}
+	if cfg.remoteSet {
+		r, err := newRemote(cfg.remote, cfg.token)
+		if err != nil {
+			return nil, err
+		}
+		return &Client{m: r}, nil
 	}
 	if cfg.home == "" {
 		cfg.home = home.Dir()
@@ -117,7 +174,7 @@ func New(opts ...Option) (*Client, error) {
 	return &Client{m: m}, nil
 }
 
-// Home returns the client's state directory.
+// Home returns the client's state directory ("" for a remote Client).
 func (c *Client) Home() string { return c.m.Home() }
 
 // Run boots a throwaway VM, runs one command and removes the VM.
@@ -194,6 +251,7 @@ func (w *Workspace) Logs(ctx context.Context, o LogsOptions) ([]Command, error) 
 }
 
 // CommandOutput opens the full "stdout" or "stderr" of a logged command.
+// A remote Client reads it page by page through CommandRead.
 func (w *Workspace) CommandOutput(ctx context.Context, commandID, stream string) (io.ReadCloser, *Command, error) {
 	return w.c.m.CommandOutput(ctx, w.ref, commandID, stream)
 }
@@ -275,6 +333,8 @@ func (w *Workspace) ShellList(ctx context.Context) ([]Shell, error) {
 }
 
 // ShellAttach connects a terminal to a shell until it exits or stdin ends.
+// A remote Client (WithRemote) returns ErrNotImplemented: use ShellWrite
+// and ShellRead.
 func (w *Workspace) ShellAttach(ctx context.Context, shellID string, stdin io.Reader, stdout io.Writer, resize <-chan [2]int) error {
 	return w.c.m.ShellAttach(ctx, w.ref, shellID, stdin, stdout, resize)
 }
