@@ -37,7 +37,7 @@ func TestShellSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	next := cur.NextCursor
-	ws.ShellWrite(ctx, s.ID, []byte("echo second-marker\n"))
+	ws.ShellWrite(ctx, s.ID, []byte("echo second-\"\"marker\n"))
 	waitShell(t, ws, s.ID, "second-marker")
 	r2, err := ws.ShellRead(ctx, s.ID, hearth.ShellReadOptions{Cursor: &next})
 	if err != nil || !strings.Contains(r2.Output, "second-marker") || strings.Contains(r2.Output, "at:/tmp") {
@@ -45,7 +45,7 @@ func TestShellSessions(t *testing.T) {
 	}
 	// --wait returns as soon as output arrives.
 	start := time.Now()
-	ws.ShellWrite(ctx, s.ID, []byte("sleep 1; echo woke\n"))
+	ws.ShellWrite(ctx, s.ID, []byte("sleep 1; echo wo\"\"ke\n"))
 	if !waitShell(t, ws, s.ID, "woke") || time.Since(start) > 20*time.Second {
 		t.Fatal("wait read")
 	}
