@@ -101,6 +101,23 @@ type kernelMeta struct {
 	Size          int64     `json:"size"`
 	BuiltAt       time.Time `json:"built_at"`
 	BuildSeconds  float64   `json:"build_seconds"`
+	// Objects is how many build steps make printed; the next build uses
+	// it as its progress total.
+	Objects int `json:"objects,omitempty"`
+}
+
+// objectsEstimate is the step count of the largest cached kernel build
+// (0 if none recorded one).
+func (b *builder) objectsEstimate() int {
+	metas, _ := filepath.Glob(filepath.Join(b.cache, "kernel", "*", "kernel.json"))
+	est := 0
+	for _, p := range metas {
+		var m kernelMeta
+		if readJSON(p, &m) == nil && m.Objects > est {
+			est = m.Objects
+		}
+	}
+	return est
 }
 
 var compileLine = regexp.MustCompile(`^  [A-Z][A-Z0-9_]*\s+\S`)
@@ -152,11 +169,15 @@ func (b *builder) buildKernel(ctx context.Context, key, sourceVersion string) er
 			len(missing), strings.Join(missing, ", "), r.logPath, errdefs.ErrFailedPrecondition)
 	}
 
-	objects := 0
+	objects, estimate := 0, b.objectsEstimate()
 	onLine := func(line string) {
 		if compileLine.MatchString(line) {
 			objects++
-			b.report("kernel", "compiling", objects, 0, start)
+			total := estimate
+			if objects >= total {
+				total = 0 // past the estimate: unknown
+			}
+			b.report("kernel", "compiling", objects, total, start)
 		}
 	}
 	jobs := strconv.Itoa(runtime.NumCPU())
@@ -185,7 +206,7 @@ func (b *builder) buildKernel(ctx context.Context, key, sourceVersion string) er
 	}
 	kver, _ := kernelVersion(vm)
 	meta := kernelMeta{Key: key, SourceVersion: sourceVersion, KernelVersion: kver, SHA256: sum, Size: size,
-		BuiltAt: time.Now().UTC(), BuildSeconds: time.Since(start).Seconds()}
+		BuiltAt: time.Now().UTC(), BuildSeconds: time.Since(start).Seconds(), Objects: objects}
 	if err := writeJSON(filepath.Join(out, "kernel.json"), meta); err != nil {
 		return err
 	}
@@ -193,7 +214,7 @@ func (b *builder) buildKernel(ctx context.Context, key, sourceVersion string) er
 		return fmt.Errorf("kernel: store in cache: %w", err)
 	}
 	b.log.Info("kernel built", "key", key, "version", kver, "seconds", int(time.Since(start).Seconds()), "objects", objects)
-	b.report("kernel", fmt.Sprintf("built %s (%d objects)", kver, objects), objects, objects, start)
+	b.report("kernel", fmt.Sprintf("built %s (%d objects)", kver, objects), 0, 0, start)
 	return nil
 }
 
