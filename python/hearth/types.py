@@ -1,0 +1,289 @@
+"""Result types of the hearth API, as dataclasses.
+
+Field names are the JSON names of the contract (docs/public-contract.md).
+Unknown JSON fields from newer servers are ignored.
+"""
+
+import base64
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Type, TypeVar
+
+__all__ = [
+    "WorkspaceInfo",
+    "ExecResult",
+    "Command",
+    "CommandOutput",
+    "DiffFile",
+    "DiffSummary",
+    "DiffResult",
+    "ExportResult",
+    "SyncResult",
+    "Shell",
+    "ShellOutput",
+]
+
+T = TypeVar("T")
+
+
+def _decode(cls: Type[T], d: Dict[str, Any]) -> T:
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: v for k, v in d.items() if k in names})  # type: ignore[call-arg]
+
+
+def _bytes(text: str, encoding: Optional[str]) -> bytes:
+    if encoding == "base64":
+        return base64.b64decode(text)
+    return text.encode("utf-8")
+
+
+@dataclass
+class WorkspaceInfo:
+    """A workspace as the server last saw it."""
+
+    id: str = ""
+    name: str = ""
+    image: str = ""
+    backend: str = ""
+    state: str = ""
+    created_at: str = ""
+    cpus: int = 0
+    memory_mib: int = 0
+    disk_size_bytes: int = 0
+    pid: int = 0
+    supervisor_pid: int = 0
+    started_at: Optional[str] = None
+    accel: str = ""
+    seed: str = ""
+    last_exit: str = ""
+    error: str = ""
+    console_log: str = ""
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "WorkspaceInfo":
+        return _decode(cls, d)
+
+
+@dataclass
+class ExecResult:
+    """The outcome of a command.
+
+    ``stdout`` and ``stderr`` are text (bytes that are not UTF-8 are
+    replaced); ``stdout_raw`` and ``stderr_raw`` are the exact bytes.
+    ``stdout_bytes`` counts all output, also beyond what the result holds
+    (see ``stdout_truncated``).
+    """
+
+    status: str = ""
+    exit_code: int = 0
+    reason: str = ""
+    command_id: str = ""
+    signal: str = ""
+    timed_out: bool = False
+    duration_ms: int = 0
+    stdout: str = ""
+    stderr: str = ""
+    stdout_encoding: str = ""
+    stderr_encoding: str = ""
+    stdout_bytes: int = 0
+    stderr_bytes: int = 0
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+    message: str = ""
+    stdout_raw: bytes = b""
+    stderr_raw: bytes = b""
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "ExecResult":
+        r = _decode(cls, d)
+        r.stdout_raw = _bytes(r.stdout, r.stdout_encoding)
+        r.stderr_raw = _bytes(r.stderr, r.stderr_encoding)
+        r.stdout = r.stdout_raw.decode("utf-8", "replace")
+        r.stderr = r.stderr_raw.decode("utf-8", "replace")
+        return r
+
+    @property
+    def ok(self) -> bool:
+        """True when the command finished with exit code 0."""
+        return self.status == "finished" and self.exit_code == 0
+
+
+@dataclass
+class Command:
+    """An entry of a workspace's command log."""
+
+    id: str = ""
+    argv: List[str] = field(default_factory=list)
+    shell: str = ""
+    cwd: str = ""
+    started_at: str = ""
+    duration_ms: int = 0
+    exit_code: Optional[int] = None
+    reason: str = ""
+    signal: str = ""
+    status: str = ""
+    detached: bool = False
+    stdout_bytes: int = 0
+    stderr_bytes: int = 0
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "Command":
+        return _decode(cls, d)
+
+
+@dataclass
+class CommandOutput:
+    """A slice of a logged command's output; ``raw`` is the exact bytes."""
+
+    command_id: str = ""
+    stream: str = ""
+    data: str = ""
+    encoding: str = ""
+    offset: int = 0
+    next_offset: int = 0
+    total_bytes: int = 0
+    status: str = ""
+    raw: bytes = b""
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "CommandOutput":
+        r = _decode(cls, d)
+        r.raw = _bytes(r.data, r.encoding)
+        r.data = r.raw.decode("utf-8", "replace")
+        return r
+
+
+@dataclass
+class DiffFile:
+    """One changed path: status is added, modified, deleted, type_changed or mode_changed."""
+
+    status: str = ""
+    path: str = ""
+    type: str = ""
+    old_type: str = ""
+    old_mode: str = ""
+    new_mode: str = ""
+    old_size: Optional[int] = None
+    new_size: Optional[int] = None
+    binary: bool = False
+    patch: str = ""
+    patch_omitted: str = ""
+    insertions: int = 0
+    deletions: int = 0
+    old_target: str = ""
+    new_target: str = ""
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "DiffFile":
+        return _decode(cls, d)
+
+
+@dataclass
+class DiffSummary:
+    """Counts of a diff's changes."""
+
+    added: int = 0
+    modified: int = 0
+    deleted: int = 0
+    type_changed: int = 0
+    mode_changed: int = 0
+    files: int = 0
+    insertions: int = 0
+    deletions: int = 0
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "DiffSummary":
+        return _decode(cls, d)
+
+
+@dataclass
+class DiffResult:
+    """The live /workspace compared with its create-time baseline."""
+
+    files: List[DiffFile] = field(default_factory=list)
+    summary: DiffSummary = field(default_factory=DiffSummary)
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "DiffResult":
+        return cls(
+            files=[DiffFile.from_dict(f) for f in d.get("files") or []],
+            summary=DiffSummary.from_dict(d.get("summary") or {}),
+        )
+
+
+@dataclass
+class ExportResult:
+    """What an export wrote (host_path is on the machine hearth serve runs on)."""
+
+    guest_path: str = ""
+    host_path: str = ""
+    archive: bool = False
+    files: int = 0
+    dirs: int = 0
+    symlinks: int = 0
+    bytes: int = 0
+    warnings: List[str] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "ExportResult":
+        r = _decode(cls, d)
+        r.warnings = r.warnings or []
+        return r
+
+
+@dataclass
+class SyncResult:
+    """What a sync push did."""
+
+    source: str = ""
+    dest: str = ""
+    scanned: int = 0
+    sent: int = 0
+    bytes: int = 0
+    deleted: int = 0
+    warnings: List[str] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "SyncResult":
+        r = _decode(cls, d)
+        r.warnings = r.warnings or []
+        return r
+
+
+@dataclass
+class Shell:
+    """A persistent PTY shell session."""
+
+    id: str = ""
+    state: str = ""
+    exit_code: Optional[int] = None
+    cols: int = 0
+    rows: int = 0
+    cwd: str = ""
+    created_at: str = ""
+    output_bytes: int = 0
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "Shell":
+        return _decode(cls, d)
+
+
+@dataclass
+class ShellOutput:
+    """Shell output from ``cursor`` to ``next_cursor``; ``raw`` is the exact bytes."""
+
+    output: str = ""
+    encoding: str = ""
+    cursor: int = 0
+    next_cursor: int = 0
+    dropped_bytes: int = 0
+    state: str = ""
+    exit_code: Optional[int] = None
+    raw: bytes = b""
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "ShellOutput":
+        r = _decode(cls, d)
+        r.raw = _bytes(r.output, r.encoding)
+        r.output = r.raw.decode("utf-8", "replace")
+        return r
