@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/hearthvm/hearth/internal/errdefs"
+	"github.com/hearthvm/hearth/internal/ops"
 )
 
 func TestParseSize(t *testing.T) {
@@ -50,6 +51,17 @@ func TestUsageErrors(t *testing.T) {
 		code := Run(t.Context(), append(c.args, "--home", t.TempDir()), strings.NewReader(""), &out, &errb)
 		if code != 2 || !strings.Contains(errb.String(), c.want) {
 			t.Errorf("%v: exit %d, stderr %q (want %q)", c.args, code, errb.String(), c.want)
+		}
+	}
+}
+
+// TestCLIHasEveryOp fails when the CLI lacks an operation of the registry.
+func TestCLIHasEveryOp(t *testing.T) {
+	root := newRoot(&globals{stdout: io.Discard, stderr: io.Discard})
+	for _, o := range ops.All {
+		cmd, rest, err := root.Find(strings.Fields(o.CLI))
+		if err != nil || len(rest) != 0 || cmd.CommandPath() != "hearth "+o.CLI {
+			t.Errorf("%s: no `hearth %s` command (found %v, rest %v, err %v)", o.Name, o.CLI, cmd.CommandPath(), rest, err)
 		}
 	}
 }
