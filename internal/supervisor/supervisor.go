@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime/debug"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -298,6 +299,9 @@ func Run(ctx context.Context, dir string, ready io.WriteCloser, factory BackendF
 		}()
 	}
 	report(readyMsg{OK: true})
+	// Booting allocated what an idle supervisor never needs again; give it
+	// back so a workspace costs the host as little as possible.
+	debug.FreeOSMemory()
 	log.Info("VM ready", "pid", m.PID(), "boot_id", hello.BootID)
 
 	clean := false
