@@ -93,21 +93,21 @@ const OutputLimit = 1 << 20
 
 // Command is one entry of a workspace's command log.
 type Command struct {
-	ID          string    `json:"id"`
-	Argv        []string  `json:"argv,omitempty"`
-	Shell       string    `json:"shell,omitempty"`
-	Cwd         string    `json:"cwd,omitempty"`
-	StartedAt   time.Time `json:"started_at"`
-	DurationMS  int64     `json:"duration_ms"`
-	ExitCode    *int      `json:"exit_code"`
-	Reason      string    `json:"reason,omitempty"`
-	Signal      string    `json:"signal,omitempty"`
-	Status      string    `json:"status"` // running, finished, lost
+	ID         string    `json:"id"`
+	Argv       []string  `json:"argv,omitempty"`
+	Shell      string    `json:"shell,omitempty"`
+	Cwd        string    `json:"cwd,omitempty"`
+	StartedAt  time.Time `json:"started_at"`
+	DurationMS int64     `json:"duration_ms"`
+	ExitCode   *int      `json:"exit_code"`
+	Reason     string    `json:"reason,omitempty"`
+	Signal     string    `json:"signal,omitempty"`
+	Status     string    `json:"status"` // running, finished, lost
 	// Detached is true for commands started with detach or yield, which
 	// the workspace's supervisor runs.
-	Detached bool `json:"detached,omitempty"`
-	StdoutBytes int64     `json:"stdout_bytes"`
-	StderrBytes int64     `json:"stderr_bytes"`
+	Detached    bool  `json:"detached,omitempty"`
+	StdoutBytes int64 `json:"stdout_bytes"`
+	StderrBytes int64 `json:"stderr_bytes"`
 }
 
 // Command statuses.

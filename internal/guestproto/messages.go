@@ -44,14 +44,14 @@ type Request struct {
 // Response is the last frame on every stream. Error is set when the
 // operation failed; otherwise the body matching the Op is set.
 type Response struct {
-	Error     *Error         `json:"error,omitempty"`
-	Hello     *Hello         `json:"hello,omitempty"`
-	Exec      *ExecResult    `json:"exec,omitempty"`
-	Shell     *ShellInfo     `json:"shell,omitempty"`
-	Shells    []ShellInfo    `json:"shells,omitempty"`
+	Error     *Error           `json:"error,omitempty"`
+	Hello     *Hello           `json:"hello,omitempty"`
+	Exec      *ExecResult      `json:"exec,omitempty"`
+	Shell     *ShellInfo       `json:"shell,omitempty"`
+	Shells    []ShellInfo      `json:"shells,omitempty"`
 	ShellRead *ShellReadResult `json:"shell_read,omitempty"`
-	Files     *FilesResult   `json:"files,omitempty"`
-	Manifest  *Manifest      `json:"manifest,omitempty"`
+	Files     *FilesResult     `json:"files,omitempty"`
+	Manifest  *Manifest        `json:"manifest,omitempty"`
 }
 
 // Control is a FrameJSON the host sends while an operation runs.
@@ -66,13 +66,13 @@ type Control struct {
 
 // Error codes. The host maps them to its own error vocabulary.
 const (
-	CodeInvalid     = "invalid_argument"
-	CodeNotFound    = "not_found"
-	CodeExists      = "already_exists"
-	CodeLimit       = "resource_exhausted"
+	CodeInvalid      = "invalid_argument"
+	CodeNotFound     = "not_found"
+	CodeExists       = "already_exists"
+	CodeLimit        = "resource_exhausted"
 	CodePrecondition = "failed_precondition"
-	CodeInternal    = "internal"
-	CodeUnsupported = "unimplemented"
+	CodeInternal     = "internal"
+	CodeUnsupported  = "unimplemented"
 )
 
 // Error is a failed operation.
@@ -115,11 +115,11 @@ type ExecRequest struct {
 
 // Exit reasons in ExecResult.Reason.
 const (
-	ReasonExited   = "exited"   // ExitCode holds the status
-	ReasonSignaled = "signaled" // Signal names the signal
-	ReasonTimeout  = "timeout"  // killed by TimeoutMS
-	ReasonOOM      = "oom"      // killed by the kernel's OOM killer
-	ReasonKilled   = "killed"   // killed on the host's request (Control or stream closed)
+	ReasonExited      = "exited"       // ExitCode holds the status
+	ReasonSignaled    = "signaled"     // Signal names the signal
+	ReasonTimeout     = "timeout"      // killed by TimeoutMS
+	ReasonOOM         = "oom"          // killed by the kernel's OOM killer
+	ReasonKilled      = "killed"       // killed on the host's request (Control or stream closed)
 	ReasonStartFailed = "start_failed" // could not start (ExitCode 127 not found, 126 not executable)
 )
 

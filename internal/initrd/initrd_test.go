@@ -2,9 +2,9 @@ package initrd
 
 import (
 	"bytes"
+	"os"
 	"os/exec"
 	"path/filepath"
-	"os"
 	"testing"
 )
 

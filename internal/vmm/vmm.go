@@ -29,7 +29,7 @@ type Spec struct {
 	// first disk (/dev/vda). It is shared by every VM of the image.
 	RootFS string
 	// DataDisk, if set, is attached writable as the second disk (/dev/vdb).
-	DataDisk string
+	DataDisk  string
 	CPUs      int
 	MemoryMiB int
 	// KernelArgs are appended to the backend's own command line.
