@@ -101,11 +101,10 @@ type engine interface {
 var _ engine = (*workspace.Manager)(nil)
 
 type config struct {
-	home    string
-	backend string
-	exe     string
-	boot    time.Duration
-	log     *slog.Logger
+	home string
+	exe  string
+	boot time.Duration
+	log  *slog.Logger
 	// remote and token select the remote engine (WithRemote).
 	remote, token string
 	remoteSet     bool

@@ -140,7 +140,7 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 		x.warn.add("skipped %s: device and fifo entries are not extracted", hdr.Name)
 		return nil
-	case tar.TypeReg, tar.TypeRegA, tar.TypeDir, tar.TypeSymlink, tar.TypeLink: //nolint:staticcheck // TypeRegA from old archives
+	case tar.TypeReg, tar.TypeDir, tar.TypeSymlink, tar.TypeLink:
 	default:
 		x.warn.add("skipped %s: unsupported tar entry type %q", hdr.Name, hdr.Typeflag)
 		return nil
@@ -176,7 +176,7 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 			return fmt.Errorf("create directory %s: %w", rel, err)
 		}
 		x.dirs = append(x.dirs, dirMeta{rel: rel, mode: mode, mtime: hdr.ModTime})
-	case tar.TypeReg, tar.TypeRegA: //nolint:staticcheck
+	case tar.TypeReg: //nolint:staticcheck
 		kind = tar.TypeReg
 		tmp := tmpName()
 		fd, err := unix.Openat(pfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)

@@ -44,7 +44,6 @@ type Server struct {
 	// sent; nil in tests.
 	Shutdown func()
 
-	mu     sync.Mutex
 	shells *shellTable // set by newShellTable in shell.go
 }
 

@@ -116,7 +116,7 @@ func headerEntry(v *validator, h *tar.Header, strip string) (*Entry, string, err
 func rawTarEntry(h *tar.Header) (*Entry, string) {
 	e := &Entry{Name: h.Name, Mode: uint32(h.Mode) & 0o7777, ModTime: h.ModTime}
 	switch h.Typeflag {
-	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+	case tar.TypeReg, tar.TypeGNUSparse:
 		e.Type, e.Size = TypeFile, h.Size
 	case tar.TypeDir:
 		e.Type = TypeDir

@@ -124,14 +124,14 @@ func TestShellSessions(t *testing.T) {
 		{"wait returns early on output", func(t *testing.T, ctx context.Context, c *guest.Client, id string) {
 			write(t, ctx, c, id, "echo READY$((1+1))\n")
 			readUntil(t, ctx, c, id, "READY2")
-			r, err := c.ShellRead(ctx, id, nil, 200*time.Millisecond) // drain
+			_, err := c.ShellRead(ctx, id, nil, 200*time.Millisecond) // drain
 			if err != nil {
 				t.Fatal(err)
 			}
 			write(t, ctx, c, id, "sleep 0.3; echo LATE$((1+1))\n")
 			readUntil(t, ctx, c, id, "sleep") // the echo of the input
 			start := time.Now()
-			r, err = c.ShellRead(ctx, id, nil, 30*time.Second)
+			r, err := c.ShellRead(ctx, id, nil, 30*time.Second)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -129,5 +128,3 @@ func (m multi) Write(p []byte) (int, error) {
 	m[0].Write(p)
 	return m[1].Write(p)
 }
-
-var errNotImplemented = errors.New("not implemented")

@@ -16,9 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
-	"time"
 
 	"github.com/hearthvm/hearth/internal/guestproto"
 	"github.com/hearthvm/hearth/internal/serialmux"
@@ -117,7 +115,6 @@ type machine struct {
 	pipe    *os.File
 	ln      net.Listener
 	done    chan struct{}
-	once    sync.Once
 	reason  string
 	console string
 }
@@ -297,6 +294,3 @@ func exitReason(cmd *exec.Cmd, werr error, logPath string) string {
 	}
 	return r
 }
-
-// timeNow is replaced in tests.
-var timeNow = time.Now
