@@ -61,7 +61,7 @@ const (
 // which disables it); reboot=k makes a guest reboot end the firecracker
 // process; panic=1 turns a guest panic into a reboot, hence an exit;
 // pci=off because devices are virtio-mmio.
-var baseBootArgs = []string{"console=ttyS0", "reboot=k", "panic=1", "pci=off"}
+var baseBootArgs = []string{"console=ttyS0", "reboot=k", "panic=1", "pci=off", "i8042.noaux", "i8042.nomux", "i8042.dumbkbd"}
 
 // maxSocketPath is the longest path a Unix socket address holds
 // (sun_path is 108 bytes including the terminating NUL).

@@ -383,10 +383,10 @@ func TestSanitizeID(t *testing.T) {
 
 func TestBootArgs(t *testing.T) {
 	spec := vmm.Spec{KernelArgs: []string{"a=1", "b"}}
-	if got, want := BootArgs(spec), "console=ttyS0 reboot=k panic=1 pci=off a=1 b"; got != want {
+	if got, want := BootArgs(spec), "console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.dumbkbd a=1 b"; got != want {
 		t.Errorf("BootArgs = %q, want %q", got, want)
 	}
-	if BootArgs(vmm.Spec{}) != "console=ttyS0 reboot=k panic=1 pci=off" {
+	if BootArgs(vmm.Spec{}) != "console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.dumbkbd" {
 		t.Error("BootArgs without extra args")
 	}
 }
