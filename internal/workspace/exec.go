@@ -245,7 +245,7 @@ func (l *cmdLog) begin(o *ExecOptions) (*api.Command, *os.File, *os.File, error)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	c := &api.Command{ID: id, Argv: o.Argv, Shell: o.Shell, Cwd: o.Cwd, StartedAt: time.Now().UTC(), Status: api.CommandRunning}
+	c := &api.Command{ID: id, Argv: o.Argv, Shell: o.Shell, Cwd: o.Cwd, StartedAt: time.Now().UTC(), Status: api.CommandRunning, HostPID: os.Getpid()}
 	outF, err := os.OpenFile(filepath.Join(l.dir, id+".stdout"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, nil, nil, err
@@ -309,11 +309,16 @@ func (m *Manager) Logs(ctx context.Context, ref string, o LogsOptions) ([]api.Co
 	if err != nil {
 		return nil, err
 	}
-	if m.vmState(rec.ID).state != api.StateRunning {
-		for i := range cmds {
-			if cmds[i].Status == api.CommandRunning {
-				cmds[i].Status = api.CommandLost
-			}
+	vmUp := m.vmState(rec.ID).state == api.StateRunning
+	for i := range cmds {
+		c := &cmds[i]
+		if c.Status != api.CommandRunning {
+			continue
+		}
+		// The VM stopped under it, or the host process that ran it in the
+		// foreground died (its guest process was killed with the stream).
+		if !vmUp || (!c.Detached && c.HostPID > 0 && !pidAlive(c.HostPID, "")) {
+			c.Status = api.CommandLost
 		}
 	}
 	if o.Tail > 0 && len(cmds) > o.Tail {
