@@ -37,6 +37,7 @@ type execRun struct {
 	exited     atomic.Bool  // the command has been waited for
 	stdinMu    sync.Mutex
 	stdinW     *os.File // nil once closed or when there is no stdin
+	startUsec  int64    // monotonic start time, for the kernel log's OOM records
 }
 
 // runExec starts spec, streams its output on st and returns its result. It
@@ -90,6 +91,7 @@ func runExec(ctx context.Context, s *Server, st *Stream, spec *execSpec) *guestp
 	}
 	run.cmd = cmd
 	oomBefore := oomKills()
+	run.startUsec = monotonicUsec()
 	err = startTracked(cmd)
 	// The child holds its own copies now.
 	outW.Close()
@@ -266,11 +268,58 @@ func (r *execRun) classify(ps *os.ProcessState, werr error, oomBefore int64) *gu
 	case r.hostSignal.Load() == int32(sig):
 		res.Reason = guestproto.ReasonKilled
 		res.Message = "killed by SIG" + res.Signal + " on the host's request"
-	case sig == unix.SIGKILL && oomBefore >= 0 && oomKills() > oomBefore:
+	case sig == unix.SIGKILL && (oomBefore >= 0 && oomKills() > oomBefore || oomBefore < 0 && kmsgOOMSince(r.startUsec)):
 		res.Reason = guestproto.ReasonOOM
 		res.Message = "killed by the kernel's out-of-memory killer"
 	}
 	return res
+}
+
+// monotonicUsec is the time since boot in microseconds, the clock of the
+// kernel log's timestamps.
+func monotonicUsec() int64 {
+	var ts unix.Timespec
+	if unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts) != nil {
+		return 0
+	}
+	return ts.Nano() / 1000
+}
+
+// kmsgOOMSince reports whether the kernel log holds an OOM kill at or
+// after sinceUsec (less a second's margin). It is the fallback when the
+// kernel keeps no oom_kill counter (CONFIG_VM_EVENT_COUNTERS off).
+func kmsgOOMSince(sinceUsec int64) bool {
+	f, err := os.OpenFile("/dev/kmsg", os.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	buf := make([]byte, 8192)
+	for {
+		n, err := unix.Read(int(f.Fd()), buf)
+		if err != nil {
+			if err == unix.EPIPE { // a record was overwritten while reading
+				continue
+			}
+			return false // EAGAIN: the end of the log
+		}
+		rec := buf[:n]
+		head, msg, ok := bytes.Cut(rec, []byte(";"))
+		if !ok {
+			continue
+		}
+		fields := bytes.Split(head, []byte(","))
+		if len(fields) < 3 {
+			continue
+		}
+		ts, _ := strconv.ParseInt(string(fields[2]), 10, 64)
+		if ts < sinceUsec-1_000_000 {
+			continue
+		}
+		if bytes.Contains(msg, []byte("Out of memory")) || bytes.Contains(msg, []byte("oom-kill")) || bytes.Contains(msg, []byte("Killed process")) {
+			return true
+		}
+	}
 }
 
 // oomKills returns the kernel's count of OOM kills (-1 when unknown).

@@ -45,6 +45,8 @@ func TestRunSemantics(t *testing.T) {
 		{name: "env and cwd", args: []string{"--env", "A=1", "--cwd", "/tmp", "--", "sh", "-c", "echo $A $(pwd)"}, stdout: func(b []byte) bool { return string(b) == "1 /tmp\n" }},
 		{name: "python", args: []string{"python3", "-c", "print(6*7)"}, stdout: func(b []byte) bool { return string(b) == "42\n" }},
 		{name: "signal", args: []string{"sh", "-c", "kill -9 $$"}, code: 137, stderr: "signal"},
+		{name: "out of memory", args: []string{"--memory", "256", "--", "python3", "-c", "a = []\nwhile True: a.append(' ' * 10**6)"}, code: 137, stderr: "out-of-memory"},
+		{name: "timeout is not oom", args: []string{"--timeout", "1s", "--", "sleep", "30"}, code: 124, stderr: "timed out"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
