@@ -151,7 +151,7 @@ func BenchmarkShell(b *testing.B) {
 	for i := range 20 {
 		marker := fmt.Sprintf("m%d", i)
 		t := time.Now()
-		ws.ShellWrite(ctx, s.ID, []byte("echo "+marker+"x\n"))
+		ws.ShellWrite(ctx, s.ID, []byte("echo "+marker+"\"\"x\n")) // the echo of the input cannot match
 		var got strings.Builder
 		for !strings.Contains(got.String(), marker+"x\r\n") {
 			r, err := ws.ShellRead(ctx, s.ID, hearth.ShellReadOptions{Wait: 10 * time.Second})
