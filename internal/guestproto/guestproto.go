@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // ProtocolVersion is bumped whenever a message changes incompatibly. The host
@@ -84,22 +85,25 @@ func (t FrameType) String() string {
 // ErrFrameTooLarge is returned when a peer announces a payload over MaxPayload.
 var ErrFrameTooLarge = errors.New("guestproto: frame payload too large")
 
-// WriteFrame writes one frame. It is not safe for concurrent use on one
-// writer; callers serialise writes (see FrameWriter).
+var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 5+ChunkSize); return &b }}
+
+// WriteFrame writes one frame in a single Write, so a frame never costs
+// the transport more than one message (under software emulation every
+// message to the VM is expensive). It is not safe for concurrent use on
+// one writer; callers serialise writes.
 func WriteFrame(w io.Writer, t FrameType, payload []byte) error {
 	if len(payload) > MaxPayload {
 		return ErrFrameTooLarge
 	}
-	var hdr [5]byte
-	hdr[0] = byte(t)
-	binary.BigEndian.PutUint32(hdr[1:], uint32(len(payload)))
-	if _, err := w.Write(hdr[:]); err != nil {
-		return err
+	bp := framePool.Get().(*[]byte)
+	b := append((*bp)[:0], byte(t), 0, 0, 0, 0)
+	binary.BigEndian.PutUint32(b[1:5], uint32(len(payload)))
+	b = append(b, payload...)
+	_, err := w.Write(b)
+	if cap(b) <= 1<<20 {
+		*bp = b[:0]
+		framePool.Put(bp)
 	}
-	if len(payload) == 0 {
-		return nil
-	}
-	_, err := w.Write(payload)
 	return err
 }
 
