@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/hearthvm/hearth/internal/guestproto"
@@ -451,22 +452,24 @@ func manifestEntry(full, rel string, fi os.FileInfo, warn *warnings) guestproto.
 	return e
 }
 
+// manifestFrame is the size of the frames a manifest is sent in: larger
+// than ChunkSize, since a big listing is bound by per-message costs.
+const manifestFrame = 256 << 10
+
 // streamManifest sends entries as FrameData frames of whole JSON lines.
+// The lines are encoded by hand (the same JSON encoding/json would give
+// for guestproto.ManifestEntry): listing a large tree is otherwise
+// dominated by reflection under software emulation.
 func streamManifest(st *Stream, entries []guestproto.ManifestEntry) error {
-	buf := make([]byte, 0, guestproto.ChunkSize)
+	buf := make([]byte, 0, manifestFrame+4096)
 	for i := range entries {
-		line, err := json.Marshal(&entries[i])
-		if err != nil {
-			return fmt.Errorf("encode manifest entry %s: %w", entries[i].Path, err)
-		}
-		line = append(line, '\n')
-		if len(buf) > 0 && len(buf)+len(line) > guestproto.ChunkSize {
+		buf = appendManifestEntry(buf, &entries[i])
+		if len(buf) >= manifestFrame {
 			if err := st.WriteFrame(guestproto.FrameData, buf); err != nil {
 				return fmt.Errorf("send manifest: %w", err)
 			}
 			buf = buf[:0]
 		}
-		buf = append(buf, line...)
 	}
 	if len(buf) > 0 {
 		if err := st.WriteFrame(guestproto.FrameData, buf); err != nil {
@@ -474,6 +477,47 @@ func streamManifest(st *Stream, entries []guestproto.ManifestEntry) error {
 		}
 	}
 	return st.WriteFrame(guestproto.FrameDataEOF, nil)
+}
+
+// appendManifestEntry appends e as one JSON line.
+func appendManifestEntry(b []byte, e *guestproto.ManifestEntry) []byte {
+	b = append(b, `{"path":`...)
+	b = appendJSONString(b, e.Path)
+	b = append(b, `,"type":`...)
+	b = appendJSONString(b, e.Type)
+	b = append(b, `,"mode":`...)
+	b = strconv.AppendUint(b, uint64(e.Mode), 10)
+	b = append(b, `,"size":`...)
+	b = strconv.AppendInt(b, e.Size, 10)
+	b = append(b, `,"mtime_ns":`...)
+	b = strconv.AppendInt(b, e.MtimeNS, 10)
+	if e.Inode != 0 {
+		b = append(b, `,"inode":`...)
+		b = strconv.AppendUint(b, e.Inode, 10)
+	}
+	if e.Target != "" {
+		b = append(b, `,"target":`...)
+		b = appendJSONString(b, e.Target)
+	}
+	if e.SHA256 != "" {
+		b = append(b, `,"sha256":`...)
+		b = appendJSONString(b, e.SHA256)
+	}
+	return append(b, "}\n"...)
+}
+
+// appendJSONString appends s as a JSON string; plain ASCII (the common
+// case) is copied as is, anything else goes through encoding/json.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 func hashFile(p string) (string, error) {

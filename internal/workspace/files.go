@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/hearthvm/hearth/internal/archive"
 	"github.com/hearthvm/hearth/internal/errdefs"
@@ -83,6 +84,9 @@ func (m *Manager) recordBaseline(ctx context.Context, rec *record) error {
 		err = cerr
 	}
 	if err != nil {
+		return err
+	}
+	if err := m.writeBaselineIndex(rec.ID); err != nil {
 		return err
 	}
 	b, err := json.Marshal(man)
@@ -189,18 +193,18 @@ func (m *Manager) Diff(ctx context.Context, ref string, o DiffOptions) (*DiffRes
 	}
 	var load fsdiff.Loader
 	if !o.NoPatch {
-		tf, err := os.Open(filepath.Join(m.baselineDir(rec.ID), "tree.tar"))
-		if err != nil {
-			return nil, err
-		}
-		defer tf.Close()
-		idx, err := archive.IndexTar(ctx, tf)
+		idx, err := m.openBaseline(rec.ID)
 		if err != nil {
 			return nil, fmt.Errorf("baseline of %s: %w", rec.ID, err)
 		}
+		defer idx.Close()
+		fetched := prefetch(ctx, c, changes)
 		load = func(ctx context.Context, side fsdiff.Side, p string) ([]byte, error) {
 			if side == fsdiff.Old {
 				return idx.ReadFile(p, fsdiff.DefaultMaxFileBytes)
+			}
+			if b, ok := fetched[p]; ok {
+				return b, nil
 			}
 			var b limitedBuffer
 			b.limit = fsdiff.DefaultMaxFileBytes
@@ -211,6 +215,42 @@ func (m *Manager) Diff(ctx context.Context, ref string, o DiffOptions) (*DiffRes
 		}
 	}
 	return fsdiff.Build(ctx, changes, load, fsdiff.Options{})
+}
+
+// prefetch reads the live content of the changed files a patch needs, a
+// few at a time: each read is a round trip to the guest, and a diff of
+// many files would otherwise pay them one after another.
+func prefetch(ctx context.Context, c *guest.Client, changes []fsdiff.Change) map[string][]byte {
+	var paths []string
+	for _, ch := range changes {
+		if ch.New != nil && ch.New.Type == "file" && ch.New.Size <= fsdiff.DefaultMaxFileBytes && ch.Status != fsdiff.Status("deleted") {
+			paths = append(paths, ch.Path)
+		}
+	}
+	out := make(map[string][]byte, len(paths))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	work := make(chan string)
+	for range min(4, len(paths)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range work {
+				b := limitedBuffer{limit: fsdiff.DefaultMaxFileBytes}
+				if err := c.ReadFile(ctx, WorkspaceRoot+"/"+p, 0, fsdiff.DefaultMaxFileBytes+1, &b); err == nil {
+					mu.Lock()
+					out[p] = b.buf
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for _, p := range paths {
+		work <- p
+	}
+	close(work)
+	wg.Wait()
+	return out
 }
 
 type limitedBuffer struct {
@@ -331,5 +371,3 @@ func (m *Manager) Export(ctx context.Context, ref, guestSrc, hostDest string, o 
 	}
 	return out, nil
 }
-
-var _ = guest.Client{}
