@@ -34,7 +34,7 @@ func gitHunks(t *testing.T, old, new string) string {
 	out, err := cmd.Output()
 	var ee *exec.ExitError
 	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 1) {
-		t.Skipf("git diff unavailable: %v", err)
+		t.Fatalf("git diff unavailable: %v", err)
 	}
 	return hunks(string(out))
 }
@@ -48,7 +48,7 @@ func hunks(p string) string {
 
 func TestUnifiedDiffMatchesGit(t *testing.T) {
 	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git not installed")
+		t.Fatal("git not installed: scripts/setup-host.sh installs it")
 	}
 	long := lines(40, func(i int) string { return fmt.Sprintf("line %d", i) })
 	tests := []struct{ name, old, new string }{

@@ -211,7 +211,7 @@ func fakeKernel(t *testing.T, dir string) string {
 func realExt4(t *testing.T, dir string, args ...string) string {
 	mkfs := sbin("mkfs.ext4")
 	if _, err := exec.LookPath(mkfs); err != nil {
-		t.Skip("mkfs.ext4 not installed")
+		t.Fatal("mkfs.ext4 not installed: scripts/setup-host.sh installs e2fsprogs")
 	}
 	p := filepath.Join(dir, "rootfs.ext4")
 	args = append(append([]string{"-q", "-F"}, args...), p, "8M")
@@ -255,7 +255,7 @@ func TestImportValidation(t *testing.T) {
 	t.Run("needs recovery", func(t *testing.T) {
 		debugfs := sbin("debugfs")
 		if _, err := exec.LookPath(debugfs); err != nil {
-			t.Skip("debugfs not installed")
+			t.Fatal("debugfs not installed: scripts/setup-host.sh installs e2fsprogs")
 		}
 		d := t.TempDir()
 		dirty := realExt4(t, d)
@@ -368,10 +368,13 @@ func TestRemoveTreeRefusesNothingMounted(t *testing.T) {
 // TestBuildReal builds the real debian-12 image (minutes). Run with
 // HEARTH_TEST_BUILD_IMAGE=1; HEARTH_HOME selects the store (default a temp dir).
 func TestBuildReal(t *testing.T) {
-	if os.Getenv("HEARTH_TEST_BUILD_IMAGE") != "1" {
-		t.Skip("set HEARTH_TEST_BUILD_IMAGE=1 to build the real image")
+	if testing.Short() {
+		t.Skip("builds the real image (minutes): make test runs it, where the image is already cached")
 	}
-	root := os.Getenv("HEARTH_HOME")
+	root := os.Getenv("HEARTH_TEST_HOME")
+	if root == "" {
+		root = os.Getenv("HEARTH_HOME")
+	}
 	if root == "" {
 		root = t.TempDir()
 	}
@@ -403,7 +406,7 @@ func TestCleanStale(t *testing.T) {
 	cache := t.TempDir()
 	cmd := exec.Command("true")
 	if err := cmd.Run(); err != nil {
-		t.Skip("no true(1)")
+		t.Fatal("no true(1)")
 	}
 	dead := cmd.Process.Pid
 	b := &builder{cache: cache, log: logger(nil)}
