@@ -286,13 +286,14 @@ is an error: start it with 'hearth workspace start WS'.`,
 func newWSLogs(g *globals) *cobra.Command {
 	var tail int
 	var stream string
+	var follow bool
 	cmd := &cobra.Command{
 		Use:   "logs WS [COMMAND_ID]",
 		Short: "Show the command log, or one command's full output",
 		Long: `Without COMMAND_ID: every exec in the workspace with its id, argv, cwd, start time,
 duration, exit code and output sizes. With COMMAND_ID: that command's full output
 (stdout, or stderr with --stream stderr) as exact bytes; with --json, the command's
-record plus its output. The log is kept on the host and survives restarts. Shell
+record plus its output; with --follow, its output as it grows until it finishes. The log is kept on the host and survives restarts. Shell
 sessions, diff, export and sync never appear in it.`,
 		Example: `  hearth workspace logs demo --tail 5
   hearth workspace logs demo cmd-000003 --stream stderr`,
@@ -303,6 +304,9 @@ sessions, diff, export and sync never appear in it.`,
 				return err
 			}
 			ws := c.Workspace(args[0])
+			if len(args) == 2 && follow {
+				return followOutput(cmd.Context(), ws, args[1], stream, 0, g.stdout)
+			}
 			if len(args) == 2 {
 				rc, rec, err := ws.CommandOutput(cmd.Context(), args[1], stream)
 				if err != nil {
@@ -352,5 +356,6 @@ sessions, diff, export and sync never appear in it.`,
 	}
 	cmd.Flags().IntVar(&tail, "tail", 0, "show only the last N commands")
 	cmd.Flags().StringVar(&stream, "stream", "stdout", "with COMMAND_ID: which output, stdout or stderr")
+	cmd.Flags().BoolVar(&follow, "follow", false, "with COMMAND_ID: keep printing its output until it finishes")
 	return cmd
 }
