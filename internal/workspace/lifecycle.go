@@ -344,13 +344,22 @@ func (m *Manager) start(ctx context.Context, rec *record, backendName string) (*
 	return st, nil
 }
 
-// Start boots a stopped workspace; starting a running one is a no-op.
-func (m *Manager) Start(ctx context.Context, ref string) (*api.Workspace, error) {
+// resolveLocked finds a workspace and takes its lifecycle lock.
+func (m *Manager) resolveLocked(ctx context.Context, ref string) (*record, func(), error) {
 	rec, err := m.resolve(ref)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	unlock, err := m.lockWorkspace(ctx, rec.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	return rec, unlock, nil
+}
+
+// Start boots a stopped workspace; starting a running one is a no-op.
+func (m *Manager) Start(ctx context.Context, ref string) (*api.Workspace, error) {
+	rec, unlock, err := m.resolveLocked(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
@@ -370,11 +379,7 @@ func (m *Manager) Start(ctx context.Context, ref string) (*api.Workspace, error)
 // the VM if the guest does not power off in time. Stopping a stopped
 // workspace is a no-op.
 func (m *Manager) Stop(ctx context.Context, ref string) (*api.Workspace, error) {
-	rec, err := m.resolve(ref)
-	if err != nil {
-		return nil, err
-	}
-	unlock, err := m.lockWorkspace(ctx, rec.ID)
+	rec, unlock, err := m.resolveLocked(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
@@ -476,11 +481,7 @@ func waitPidExit(ctx context.Context, pid int) error {
 // Delete removes a workspace and every file it had. A running workspace is
 // refused unless force, which kills it first.
 func (m *Manager) Delete(ctx context.Context, ref string, force bool) (*api.Workspace, error) {
-	rec, err := m.resolve(ref)
-	if err != nil {
-		return nil, err
-	}
-	unlock, err := m.lockWorkspace(ctx, rec.ID)
+	rec, unlock, err := m.resolveLocked(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
