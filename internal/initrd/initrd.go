@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // entry is one cpio member.
@@ -86,18 +87,27 @@ func pad(b *bytes.Buffer, n int) {
 
 // Ensure returns the path of the initramfs for the agent binary at
 // agentPath, building it under cacheDir when missing. The file is named by
-// the agent's hash, so a new agent gets a new initramfs and old VMs keep
+// the agent's size, mtime and inode (cheap to check on every boot) and
+// holds a copy, so a new agent gets a new initramfs and running VMs keep
 // theirs.
 func Ensure(cacheDir, agentPath string) (string, error) {
+	st, err := os.Stat(agentPath)
+	if err != nil {
+		return "", fmt.Errorf("guest agent: %w", err)
+	}
+	var ino uint64
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		ino = sys.Ino
+	}
+	key := sha256.Sum256([]byte(fmt.Sprintf("%s %d %d %d", agentPath, st.Size(), st.ModTime().UnixNano(), ino)))
+	dir := filepath.Join(cacheDir, "initrd")
+	path := filepath.Join(dir, hex.EncodeToString(key[:8])+".cpio")
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
 	agent, err := os.ReadFile(agentPath)
 	if err != nil {
 		return "", fmt.Errorf("read guest agent: %w", err)
-	}
-	sum := sha256.Sum256(agent)
-	dir := filepath.Join(cacheDir, "initrd")
-	path := filepath.Join(dir, hex.EncodeToString(sum[:8])+".cpio")
-	if _, err := os.Stat(path); err == nil {
-		return path, nil
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err

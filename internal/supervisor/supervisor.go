@@ -299,9 +299,23 @@ func Run(ctx context.Context, dir string, ready io.WriteCloser, factory BackendF
 		}()
 	}
 	report(readyMsg{OK: true})
-	// Booting allocated what an idle supervisor never needs again; give it
-	// back so a workspace costs the host as little as possible.
+	// An idle workspace should cost the host as little as possible: boot
+	// and bursts of traffic (a seed, an export) grow the heap, so keep a
+	// soft limit and hand freed memory back to the OS while idle.
+	debug.SetMemoryLimit(8 << 20)
 	debug.FreeOSMemory()
+	go func() {
+		t := time.NewTicker(10 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				debug.FreeOSMemory()
+			case <-m.Done():
+				return
+			}
+		}
+	}()
 	log.Info("VM ready", "pid", m.PID(), "boot_id", hello.BootID)
 
 	clean := false

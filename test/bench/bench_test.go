@@ -199,7 +199,7 @@ func BenchmarkWorkspace(b *testing.B) {
 		rtt = append(rtt, time.Since(start))
 	}
 	info, _ := last.Show(ctx)
-	time.Sleep(2 * time.Second) // let the supervisor settle to idle
+	time.Sleep(12 * time.Second) // idle: the supervisor returns freed memory every 10 s
 	rss, pss, priv := memKiB(info.SupervisorPID)
 	last.Delete(ctx, true)
 

@@ -76,11 +76,21 @@ func (b *Backend) binary() (string, error) {
 	return p, nil
 }
 
-// Check implements vmm.Backend.
+// Check implements vmm.Backend. A passing check is cached in CacheDir,
+// keyed by the binary's path, size and mtime: `-machine help` costs a
+// process start on every boot otherwise.
 func (b *Backend) Check(ctx context.Context) error {
 	bin, err := b.binary()
 	if err != nil {
 		return err
+	}
+	var stamp, cache string
+	if st, err := os.Stat(bin); err == nil && b.opts.CacheDir != "" {
+		stamp = fmt.Sprintf("%s %d %d", bin, st.Size(), st.ModTime().UnixNano())
+		cache = filepath.Join(b.opts.CacheDir, "qemu-check")
+		if got, err := os.ReadFile(cache); err == nil && string(got) == stamp {
+			return nil
+		}
 	}
 	out, err := exec.CommandContext(ctx, bin, "-machine", "help").Output()
 	if err != nil {
@@ -88,6 +98,13 @@ func (b *Backend) Check(ctx context.Context) error {
 	}
 	if !strings.Contains(string(out), "microvm") {
 		return fmt.Errorf("%s lacks the microvm machine type: install a QEMU ≥ 4.2 (Debian 12's qemu-system-x86 has it)", bin)
+	}
+	if cache != "" {
+		os.MkdirAll(b.opts.CacheDir, 0o755)
+		tmp := fmt.Sprintf("%s.%d", cache, os.Getpid())
+		if os.WriteFile(tmp, []byte(stamp), 0o644) == nil {
+			os.Rename(tmp, cache)
+		}
 	}
 	return nil
 }
