@@ -30,7 +30,6 @@ const (
 	OpTarIn    Op = "tar_in"    // Request.Files: host streams a tar as FrameData into Path; Response.Files
 	OpManifest Op = "manifest"  // Request.Files: list Path recursively; Response.Manifest
 	OpReadFile Op = "read_file" // Request.Files: stream one regular file as FrameData; Response.Files
-	OpMkfsPrep Op = "prepare"   // reserved
 )
 
 // Request is the first frame on every stream.

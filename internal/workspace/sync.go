@@ -10,9 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"syscall"
-	"time"
 
 	"github.com/hearthvm/hearth/internal/errdefs"
 	"github.com/hearthvm/hearth/internal/guestproto"
@@ -224,6 +222,3 @@ func writeTar(ctx context.Context, w io.Writer, entries []hostEntry) (int64, err
 	}
 	return n, tw.Close()
 }
-
-var _ = strings.TrimSpace
-var _ = time.Now
