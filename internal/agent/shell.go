@@ -311,12 +311,21 @@ func shellReq(req *guestproto.Request) (*guestproto.ShellRequest, error) {
 	return req.Shell, nil
 }
 
-func handleShellWrite(ctx context.Context, s *Server, st *Stream, req *guestproto.Request) (*guestproto.Response, error) {
+// shellFor returns the request's shell fields and the session they name.
+func (s *Server) shellFor(req *guestproto.Request) (*guestproto.ShellRequest, *shellSession, error) {
 	r, err := shellReq(req)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sh, err := s.shells.get(r.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, sh, nil
+}
+
+func handleShellWrite(ctx context.Context, s *Server, st *Stream, req *guestproto.Request) (*guestproto.Response, error) {
+	r, sh, err := s.shellFor(req)
 	if err != nil {
 		return nil, err
 	}
@@ -350,11 +359,7 @@ func (sh *shellSession) write(ctx context.Context, p []byte) (int, error) {
 }
 
 func handleShellRead(ctx context.Context, s *Server, st *Stream, req *guestproto.Request) (*guestproto.Response, error) {
-	r, err := shellReq(req)
-	if err != nil {
-		return nil, err
-	}
-	sh, err := s.shells.get(r.ID)
+	r, sh, err := s.shellFor(req)
 	if err != nil {
 		return nil, err
 	}
@@ -366,11 +371,7 @@ func handleShellRead(ctx context.Context, s *Server, st *Stream, req *guestproto
 }
 
 func handleShellResize(ctx context.Context, s *Server, st *Stream, req *guestproto.Request) (*guestproto.Response, error) {
-	r, err := shellReq(req)
-	if err != nil {
-		return nil, err
-	}
-	sh, err := s.shells.get(r.ID)
+	r, sh, err := s.shellFor(req)
 	if err != nil {
 		return nil, err
 	}
@@ -397,11 +398,7 @@ func (sh *shellSession) resize(cols, rows int) error {
 }
 
 func handleShellSignal(ctx context.Context, s *Server, st *Stream, req *guestproto.Request) (*guestproto.Response, error) {
-	r, err := shellReq(req)
-	if err != nil {
-		return nil, err
-	}
-	sh, err := s.shells.get(r.ID)
+	r, sh, err := s.shellFor(req)
 	if err != nil {
 		return nil, err
 	}
@@ -470,11 +467,7 @@ func handleShellList(ctx context.Context, s *Server, st *Stream, req *guestproto
 // shell exits or the host detaches (FrameStdinEOF or closing the stream).
 // The shell keeps running after a detach.
 func handleShellAttach(ctx context.Context, s *Server, st *Stream, req *guestproto.Request) (*guestproto.Response, error) {
-	r, err := shellReq(req)
-	if err != nil {
-		return nil, err
-	}
-	sh, err := s.shells.get(r.ID)
+	r, sh, err := s.shellFor(req)
 	if err != nil {
 		return nil, err
 	}

@@ -101,7 +101,7 @@ func newImageListCmd(g *globals) *cobra.Command {
 			fmt.Fprintln(tw, "NAME\tSOURCE\tKERNEL\tKERNEL SIZE\tROOTFS SIZE\tCREATED")
 			for _, im := range imgs {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", im.Name, im.Source, imageOrDash(im.KernelVersion),
-					imageBytes(im.KernelSize), imageBytes(im.RootFSSize), im.CreatedAt.Local().Format("2006-01-02 15:04"))
+					humanBytes(im.KernelSize), humanBytes(im.RootFSSize), im.CreatedAt.Local().Format("2006-01-02 15:04"))
 			}
 			return tw.Flush()
 		},
@@ -113,7 +113,7 @@ func newImageInspectCmd(g *globals) *cobra.Command {
 		Use:     "inspect NAME",
 		Short:   "Show an image's details",
 		Example: `  hearth image inspect debian-12`,
-		Args:    imageArgs(1, "NAME"),
+		Args:    exactArgs(1, "NAME"),
 		RunE: func(c *cobra.Command, args []string) error {
 			img, err := (&image.Store{Root: g.home}).Get(args[0])
 			if err != nil {
@@ -130,10 +130,10 @@ func newImageInspectCmd(g *globals) *cobra.Command {
 			row("created", img.CreatedAt.Local().Format(time.RFC3339))
 			row("kernel", img.Kernel)
 			row("kernel version", imageOrDash(img.KernelVersion))
-			row("kernel size", imageBytes(img.KernelSize))
+			row("kernel size", humanBytes(img.KernelSize))
 			row("kernel sha256", img.KernelSHA256)
 			row("rootfs", img.RootFS)
-			row("rootfs size", imageBytes(img.RootFSSize))
+			row("rootfs size", humanBytes(img.RootFSSize))
 			row("rootfs sha256", img.RootFSSHA256)
 			if img.KernelKey != "" {
 				row("kernel key", img.KernelKey)
@@ -150,7 +150,7 @@ func newImageRmCmd(g *globals) *cobra.Command {
 		Aliases: []string{"remove"},
 		Short:   "Remove an image (cached build artefacts are kept)",
 		Example: `  hearth image rm my-img`,
-		Args:    imageArgs(1, "NAME"),
+		Args:    exactArgs(1, "NAME"),
 		RunE: func(c *cobra.Command, args []string) error {
 			if err := (&image.Store{Root: g.home}).Remove(args[0]); err != nil {
 				return err
@@ -176,7 +176,7 @@ journal recovery could not be mounted. A journal-less filesystem is best
 (mkfs.ext4 -O ^has_journal, or tune2fs -O ^has_journal on a clean one). The kernel needs
 virtio-mmio, virtio-blk, ext4 and a serial console built in (see internal/image/kernel.config).`,
 		Example: `  hearth image import my-img --kernel ./vmlinux --rootfs ./rootfs.ext4`,
-		Args:    imageArgs(1, "NAME"),
+		Args:    exactArgs(1, "NAME"),
 		RunE: func(c *cobra.Command, args []string) error {
 			if kernel == "" || rootfs == "" {
 				return fmt.Errorf("both --kernel and --rootfs are required: %w", errdefs.ErrInvalidArgument)
@@ -197,32 +197,9 @@ virtio-mmio, virtio-blk, ext4 and a serial console built in (see internal/image/
 	return cmd
 }
 
-// imageArgs is cobra.ExactArgs with an error of kind invalid argument.
-func imageArgs(n int, what string) cobra.PositionalArgs {
-	return func(c *cobra.Command, args []string) error {
-		if len(args) != n {
-			return fmt.Errorf("%s takes %s (see 'hearth image %s --help'): %w", c.CommandPath(), what, c.Name(), errdefs.ErrInvalidArgument)
-		}
-		return nil
-	}
-}
-
 func imageOrDash(s string) string {
 	if s == "" {
 		return "-"
 	}
 	return s
-}
-
-func imageBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/hearthvm/hearth/internal/atomicfile"
 	"io"
 	"os"
 	"path/filepath"
@@ -19,17 +20,7 @@ import (
 )
 
 // writeJSON writes v as indented JSON to path atomically.
-func writeJSON(path string, v any) error {
-	data, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(data, '\n'), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
+func writeJSON(path string, v any) error { return atomicfile.WriteJSON(path, v, 0o644) }
 
 func readJSON(path string, v any) error {
 	data, err := os.ReadFile(path)

@@ -26,6 +26,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hearthvm/hearth/internal/atomicfile"
 	"github.com/hearthvm/hearth/internal/guest"
 	"github.com/hearthvm/hearth/internal/guestproto"
 	"github.com/hearthvm/hearth/internal/vmm"
@@ -125,31 +126,7 @@ func ReadStatus(dir string) (*Status, error) {
 }
 
 func writeStatus(dir string, s *Status) error {
-	return writeFileAtomic(filepath.Join(dir, statusFile), s)
-}
-
-func writeFileAtomic(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.WriteJSON(filepath.Join(dir, statusFile), s, 0o600)
 }
 
 // Launch starts a supervisor for cfg in dir by running exe (the hearth
@@ -157,7 +134,7 @@ func writeFileAtomic(path string, v any) error {
 // waits until the guest answers or the supervisor fails. The error of a
 // failed boot carries the console tail.
 func Launch(ctx context.Context, exe, dir string, cfg Config) (*Status, error) {
-	if err := writeFileAtomic(filepath.Join(dir, configFile), cfg); err != nil {
+	if err := atomicfile.WriteJSON(filepath.Join(dir, configFile), cfg, 0o600); err != nil {
 		return nil, fmt.Errorf("write supervisor config: %w", err)
 	}
 	os.Remove(filepath.Join(dir, statusFile))

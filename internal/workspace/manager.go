@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/hearthvm/hearth/api"
+	"github.com/hearthvm/hearth/internal/atomicfile"
 	"github.com/hearthvm/hearth/internal/errdefs"
 	"github.com/hearthvm/hearth/internal/home"
 	"github.com/hearthvm/hearth/internal/vmm"
@@ -155,31 +156,7 @@ func (m *Manager) readRecord(id string) (*record, error) {
 }
 
 func (m *Manager) writeRecord(r *record) error {
-	return writeJSONAtomic(m.recordPath(r.ID), r)
-}
-
-func writeJSONAtomic(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := fmt.Sprintf("%s.tmp%d", path, os.Getpid())
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.WriteJSON(m.recordPath(r.ID), r, 0o600)
 }
 
 // records lists every workspace record, sorted by creation time.

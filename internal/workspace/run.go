@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -115,16 +116,10 @@ func (m *Manager) Run(ctx context.Context, o RunOptions) (_ *api.ExecResult, err
 	return res, nil
 }
 
-func teeOpt(c *capture, w interface{ Write([]byte) (int, error) }) interface{ Write([]byte) (int, error) } {
+// teeOpt writes to c and, when set, to w.
+func teeOpt(c *capture, w io.Writer) io.Writer {
 	if w == nil {
 		return c
 	}
-	return multi{c, w}
-}
-
-type multi [2]interface{ Write([]byte) (int, error) }
-
-func (m multi) Write(p []byte) (int, error) {
-	m[0].Write(p)
-	return m[1].Write(p)
+	return io.MultiWriter(c, w)
 }

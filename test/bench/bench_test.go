@@ -42,6 +42,15 @@ func setup(b *testing.B) *testenv.Env {
 	return e
 }
 
+// client is a Go SDK client on the test environment's state directory.
+func client(b *testing.B, e *testenv.Env) *hearth.Client {
+	c, err := hearth.New(hearth.WithHome(e.Home), hearth.WithExecutable(e.Bin))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c
+}
+
 // bareBoot starts QEMU directly with the image's kernel and rootfs and our
 // agent initrd (no supervisor, no CLI) and times it to the agent's first
 // answer. This is the floor every hearth path is compared with.
@@ -160,10 +169,7 @@ func memKiB(pid int) (rss, pss, private int) {
 // create time with a 4× larger base image (target: unchanged).
 func BenchmarkWorkspace(b *testing.B) {
 	e := setup(b)
-	c, err := hearth.New(hearth.WithHome(e.Home), hearth.WithExecutable(e.Bin))
-	if err != nil {
-		b.Fatal(err)
-	}
+	c := client(b, e)
 	ctx := context.Background()
 	create := func(imageName string) (time.Duration, *hearth.Workspace) {
 		start := time.Now()

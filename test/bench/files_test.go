@@ -47,10 +47,7 @@ func guestMS(b *testing.B, ws *hearth.Workspace, script string) time.Duration {
 func BenchmarkFiles(b *testing.B) {
 	e := setup(b)
 	ctx := context.Background()
-	c, err := hearth.New(hearth.WithHome(e.Home), hearth.WithExecutable(e.Bin))
-	if err != nil {
-		b.Fatal(err)
-	}
+	c := client(b, e)
 	seed := b.TempDir()
 	makeTree(b, seed, 20000, 200<<20)
 	start := time.Now()
@@ -130,10 +127,7 @@ func sh(b *testing.B, ws *hearth.Workspace, script string) {
 func BenchmarkShell(b *testing.B) {
 	e := setup(b)
 	ctx := context.Background()
-	c, err := hearth.New(hearth.WithHome(e.Home), hearth.WithExecutable(e.Bin))
-	if err != nil {
-		b.Fatal(err)
-	}
+	c := client(b, e)
 	ws, err := c.CreateWorkspace(ctx, hearth.CreateOptions{MemoryMiB: 512})
 	if err != nil {
 		b.Fatal(err)

@@ -29,10 +29,7 @@ const surfaceCalls = 30
 func BenchmarkSurfaces(b *testing.B) {
 	e := setup(b)
 	ctx := context.Background()
-	c, err := hearth.New(hearth.WithHome(e.Home), hearth.WithExecutable(e.Bin))
-	if err != nil {
-		b.Fatal(err)
-	}
+	c := client(b, e)
 	ws, err := c.CreateWorkspace(ctx, hearth.CreateOptions{MemoryMiB: 512})
 	if err != nil {
 		b.Fatal(err)
