@@ -179,7 +179,10 @@ func TestQueryParameters(t *testing.T) {
 	if code, b := do(t, srv, "GET", "/v1/workspaces/x/shells/s1/output?cursor=7&wait_ms=20&plain=1", ""); code != 200 {
 		t.Fatalf("%d %s", code, b)
 	}
-	if _, r := f.last(); func() bool { o := r.(*api.ShellReadRequest); return o.Cursor == nil || *o.Cursor != 7 || o.WaitMS != 20 || !o.Plain || o.ShellID != "s1" }() {
+	if _, r := f.last(); func() bool {
+		o := r.(*api.ShellReadRequest)
+		return o.Cursor == nil || *o.Cursor != 7 || o.WaitMS != 20 || !o.Plain || o.ShellID != "s1"
+	}() {
 		t.Fatalf("shell read request %+v", r)
 	}
 	if code, b := do(t, srv, "DELETE", "/v1/workspaces/x?force=true", ""); code != 200 {

@@ -87,4 +87,3 @@ func portable(s *jsonschema.Schema) {
 	portable(s.Items)
 	portable(s.AdditionalProperties)
 }
-

@@ -33,10 +33,13 @@ var summarize = map[string]func(res any) string{
 		}
 		return b.String()
 	},
-	"workspace_show":   func(r any) string { return wsSummary("is", r.(*api.Workspace)) },
-	"workspace_start":  func(r any) string { return wsSummary("started", r.(*api.Workspace)) },
-	"workspace_stop":   func(r any) string { return wsSummary("stopped", r.(*api.Workspace)) },
-	"workspace_delete": func(r any) string { i := r.(*api.Workspace); return fmt.Sprintf("Deleted workspace %s (%s) and all its files.", i.Name, i.ID) },
+	"workspace_show":  func(r any) string { return wsSummary("is", r.(*api.Workspace)) },
+	"workspace_start": func(r any) string { return wsSummary("started", r.(*api.Workspace)) },
+	"workspace_stop":  func(r any) string { return wsSummary("stopped", r.(*api.Workspace)) },
+	"workspace_delete": func(r any) string {
+		i := r.(*api.Workspace)
+		return fmt.Sprintf("Deleted workspace %s (%s) and all its files.", i.Name, i.ID)
+	},
 	"workspace_logs": func(r any) string {
 		l := r.(*api.CommandList).Commands
 		var b strings.Builder

@@ -12,8 +12,8 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/hearthvm/hearth/internal/archive"
 	"github.com/hearthvm/hearth/api"
+	"github.com/hearthvm/hearth/internal/archive"
 	"github.com/hearthvm/hearth/internal/errdefs"
 	"github.com/hearthvm/hearth/internal/fsdiff"
 	"github.com/hearthvm/hearth/internal/guest"
