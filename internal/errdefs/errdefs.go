@@ -135,3 +135,15 @@ func ExitCode(err error) int {
 	}
 	return 1
 }
+
+// KindError is an error that crossed a process boundary as its message
+// and kind (a supervisor's boot failure, a remote server's error).
+type KindError struct {
+	Kind Kind
+	Msg  string
+}
+
+func (e *KindError) Error() string { return e.Msg }
+
+// Unwrap makes the error match its kind's sentinel.
+func (e *KindError) Unwrap() error { return FromKind(e.Kind) }
