@@ -14,6 +14,8 @@ package api
 //     the CLI takes another way (it says how in its help).
 //   - path:"true" marks a field that is part of the HTTP path.
 //   - format:"size" marks a size like "8G" or "512M".
+//   - host:"read" / host:"write" marks a host path; the HTTP and MCP
+//     servers confine these to the directories their operator allowed.
 
 // Signals are the signal names command_kill and shell_signal accept.
 var Signals = []string{"INT", "TERM", "KILL", "HUP", "QUIT", "USR1", "USR2", "TSTP", "CONT"}
@@ -55,7 +57,7 @@ type CreateRequest struct {
 	DiskSize string `json:"disk_size,omitempty" default:"8G" format:"size"`
 	// Seed is a host path (directory or .tar/.tar.gz/.tgz/.zip) on the
 	// machine hearth runs on.
-	Seed string `json:"seed,omitempty"`
+	Seed string `json:"seed,omitempty" host:"read"`
 }
 
 // ListRequest is the request of `workspace_list`.
@@ -97,7 +99,7 @@ type LogsRequest struct {
 type SyncPushRequest struct {
 	Workspace string `json:"workspace" path:"true" cli:"arg"`
 	// Source is a host directory on the machine hearth runs on.
-	Source string `json:"source" cli:"arg"`
+	Source string `json:"source" cli:"arg" host:"read"`
 	Dest   string `json:"dest,omitempty" default:"/workspace"`
 	Delete bool   `json:"delete,omitempty"`
 }
@@ -115,7 +117,7 @@ type ExportRequest struct {
 	Workspace string `json:"workspace" path:"true" cli:"arg"`
 	GuestPath string `json:"guest_path" cli:"arg"`
 	// HostDest is a host path on the machine hearth runs on.
-	HostDest string `json:"host_dest" cli:"arg"`
+	HostDest string `json:"host_dest" cli:"arg" host:"write"`
 	Archive  bool   `json:"archive,omitempty"`
 	// Force replaces an existing non-empty destination, whole.
 	Force bool `json:"force,omitempty"`

@@ -43,6 +43,9 @@ type Options struct {
 	SDKLogger *slog.Logger
 	// Version is reported to clients (default "dev").
 	Version string
+	// CheckRequest, when set, vets every decoded request before it runs
+	// (host path confinement, internal/hostpath); its error is the tool's.
+	CheckRequest func(op ops.Op, req any) error
 }
 
 // instructions tell a model how the tools fit together.
@@ -59,8 +62,9 @@ see them).`
 
 // server holds what the tool handlers share.
 type server struct {
-	c   *hearth.Client
-	log *slog.Logger
+	c     *hearth.Client
+	log   *slog.Logger
+	check func(op ops.Op, req any) error
 }
 
 // NewServer returns an MCP server exposing every operation of ops.All as a
@@ -77,7 +81,7 @@ func NewServer(c *hearth.Client, o Options) *sdk.Server {
 	}
 	s := sdk.NewServer(&sdk.Implementation{Name: "hearth", Title: "hearth microVM workspaces", Version: o.Version},
 		&sdk.ServerOptions{Instructions: instructions, Logger: o.SDKLogger})
-	h := &server{c: c, log: o.Logger}
+	h := &server{c: c, log: o.Logger, check: o.CheckRequest}
 	h.register(s)
 	return s
 }
@@ -146,6 +150,11 @@ func (h *server) handler(op ops.Op) sdk.ToolHandler {
 		}
 		if err := op.Prepare(in, true); err != nil {
 			return errorResult(toolError(err)), nil
+		}
+		if h.check != nil {
+			if err := h.check(op, in); err != nil {
+				return errorResult(toolError(err)), nil
+			}
 		}
 		out, err := h.c.Invoke(ctx, op.Name, in, hearth.Streams{Progress: func(msg string) { report(ctx, msg) }})
 		if err != nil {

@@ -28,6 +28,9 @@ type Arg struct {
 	Required bool
 	// Doc describes the argument.
 	Doc string
+	// Host is "read" or "write" for a host path the operation reads or
+	// writes (servers confine these, see internal/hostpath).
+	Host string
 
 	field reflect.StructField
 	index []int
@@ -64,7 +67,7 @@ func collect(t reflect.Type, index []int, out *[]Arg) {
 			continue
 		}
 		a := Arg{Name: name, Type: jsonType(f.Type), Default: f.Tag.Get("default"), Max: f.Tag.Get("max"),
-			CLI: f.Tag.Get("cli"), Path: f.Tag.Get("path") == "true", Required: !strings.Contains(opts, "omitempty"), field: f, index: idx}
+			CLI: f.Tag.Get("cli"), Path: f.Tag.Get("path") == "true", Host: f.Tag.Get("host"), Required: !strings.Contains(opts, "omitempty"), field: f, index: idx}
 		if a.CLI == "" {
 			a.CLI = strings.ReplaceAll(name, "_", "-")
 		}

@@ -14,6 +14,7 @@ import json
 import os
 import socket as _socket
 import subprocess
+import tempfile
 import time
 import urllib.parse
 from collections.abc import Mapping as _Mapping
@@ -108,8 +109,11 @@ class Client:
     With no arguments it uses the default socket (like the server does) and,
     when nothing answers there and ``autostart`` is set, starts
     ``hearth serve`` in the background (logging to $HEARTH_HOME/serve.log)
-    and waits until it is ready. ``url="http://host:port"`` with ``token``
-    (default $HEARTH_TOKEN) speaks to a TCP server instead.
+    and waits until it is ready. A server it starts may reach the host
+    paths under ``allow_paths`` (seed, sync push source, export destination;
+    default: your home directory and the temporary directory), passed as
+    ``--allow-path``. ``url="http://host:port"`` with ``token`` (default
+    $HEARTH_TOKEN) speaks to a TCP server instead.
     """
 
     def __init__(
@@ -121,8 +125,12 @@ class Client:
         autostart: bool = True,
         timeout: Optional[float] = None,
         start_timeout: float = 30.0,
+        allow_paths: Optional[Sequence[str]] = None,
     ) -> None:
         self.timeout = timeout
+        if allow_paths is None:
+            allow_paths = [os.path.expanduser("~"), tempfile.gettempdir()]
+        self.allow_paths = [os.path.abspath(p) for p in allow_paths]
         self.token = token if token is not None else os.environ.get("HEARTH_TOKEN")
         self.url = url
         self.socket_path: Optional[str] = None
@@ -230,6 +238,9 @@ class Client:
         os.makedirs(home, mode=0o700, exist_ok=True)
         log_path = os.path.join(home, "serve.log")
         args = [hearth_bin, "serve"]
+        for p in self.allow_paths:
+            if os.path.isdir(p):
+                args += ["--allow-path", p]
         if explicit:
             args += ["--socket", self.socket_path or ""]
         with open(log_path, "ab") as log:
