@@ -40,7 +40,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetIn(stdin)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return 0
 	}
@@ -51,25 +51,8 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if g.json {
 		writeJSONError(stdout, err)
 	}
-	fmt.Fprintf(stderr, "hearth: %v\n", err)
+	fmt.Fprintf(stderr, "hearth: %s\n", cliMessage(cmd, err))
 	return errdefs.ExitCode(err)
-}
-
-// jsonError is the --json shape of a failure (also used by the HTTP API).
-type jsonError struct {
-	Error struct {
-		Kind    errdefs.Kind `json:"kind"`
-		Message string       `json:"message"`
-	} `json:"error"`
-}
-
-func writeJSONError(w io.Writer, err error) {
-	var je jsonError
-	je.Error.Kind = errdefs.Classify(err)
-	je.Error.Message = err.Error()
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(je)
 }
 
 func newRoot(g *globals) *cobra.Command {

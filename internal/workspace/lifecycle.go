@@ -50,13 +50,13 @@ type CreateOptions struct {
 // ValidateMachine checks cpus and memory.
 func ValidateMachine(cpus, memMiB int) error {
 	if cpus < 1 || cpus > 32 {
-		return fmt.Errorf("--cpus %d: want 1 to 32: %w", cpus, errdefs.ErrInvalidArgument)
+		return errdefs.Arg("cpus", "%d: want 1 to 32", cpus)
 	}
 	if memMiB < vmm.MinMemoryMiB {
-		return fmt.Errorf("--memory %d MiB is too small: the guest needs at least %d MiB: %w", memMiB, vmm.MinMemoryMiB, errdefs.ErrInvalidArgument)
+		return errdefs.Arg("memory_mib", "%d MiB is too small: the guest needs at least %d MiB", memMiB, vmm.MinMemoryMiB)
 	}
 	if memMiB > MaxMemoryMiB {
-		return fmt.Errorf("--memory %d MiB is more than %d MiB: %w", memMiB, MaxMemoryMiB, errdefs.ErrInvalidArgument)
+		return errdefs.Arg("memory_mib", "%d MiB is more than %d MiB", memMiB, MaxMemoryMiB)
 	}
 	return nil
 }
@@ -160,7 +160,7 @@ func (m *Manager) Create(ctx context.Context, opts CreateOptions) (_ *api.Worksp
 		return nil, err
 	}
 	if opts.DiskSize < 64<<20 {
-		return nil, fmt.Errorf("--disk-size %d bytes is too small: use at least 64M: %w", opts.DiskSize, errdefs.ErrInvalidArgument)
+		return nil, errdefs.Arg("disk_size", "%d bytes is too small: use at least 64M", opts.DiskSize)
 	}
 	if opts.Name != "" {
 		if err := ValidateName(opts.Name); err != nil {
@@ -488,7 +488,7 @@ func (m *Manager) Delete(ctx context.Context, ref string, force bool) (*api.Work
 	defer unlock()
 	info := m.info(rec)
 	if info.State == api.StateRunning && !force {
-		return nil, fmt.Errorf("workspace %s is running: stop it first with `hearth workspace stop %s`, or delete with --force: %w", rec.Name, rec.Name, errdefs.ErrFailedPrecondition)
+		return nil, fmt.Errorf("workspace %s is running: stop it first, or delete it with force (the VM is killed): %w", rec.Name, errdefs.ErrFailedPrecondition)
 	}
 	m.forceStop(rec.ID)
 	if err := os.RemoveAll(m.dir(rec.ID)); err != nil {

@@ -84,7 +84,7 @@ func (m *Manager) ShellWrite(ctx context.Context, ref, id string, data []byte) (
 // ShellRead returns a shell's output from a cursor on.
 func (m *Manager) ShellRead(ctx context.Context, ref, id string, o ShellReadOptions) (*api.ShellOutput, error) {
 	if o.Wait < 0 || o.Wait > 50*time.Second {
-		return nil, fmt.Errorf("--wait %s: want 0 to 50s: %w", o.Wait, errdefs.ErrInvalidArgument)
+		return nil, errdefs.Arg("wait_ms", "%d: want 0 to 50000", o.Wait.Milliseconds())
 	}
 	if o.Cursor != nil && *o.Cursor < 0 {
 		return nil, fmt.Errorf("cursor %d: want 0 or more: %w", *o.Cursor, errdefs.ErrInvalidArgument)
@@ -109,7 +109,7 @@ func (m *Manager) ShellRead(ctx context.Context, ref, id string, o ShellReadOpti
 // ShellResize changes a shell's terminal size.
 func (m *Manager) ShellResize(ctx context.Context, ref, id string, cols, rows int) (*api.Shell, error) {
 	if cols < 1 || rows < 1 {
-		return nil, fmt.Errorf("resize needs --cols and --rows of at least 1: %w", errdefs.ErrInvalidArgument)
+		return nil, errdefs.Arg("cols", "resize needs cols and rows of at least 1")
 	}
 	if err := checkSize(cols, rows); err != nil {
 		return nil, err
