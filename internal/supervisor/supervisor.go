@@ -82,7 +82,7 @@ func Boot(ctx context.Context, b vmm.Backend, spec vmm.Spec, timeout time.Durati
 	}
 	m, err := b.Start(ctx, spec)
 	if err != nil {
-		return nil, nil, withConsole(fmt.Errorf("start %s VM: %w", b.Name(), err), spec.ConsoleLog)
+		return nil, nil, errdefs.Mark(withConsole(fmt.Errorf("start %s VM: %w", b.Name(), err), spec.ConsoleLog), errdefs.ErrUnavailable)
 	}
 	wctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("no answer within %s", timeout))
 	defer cancel()
@@ -95,7 +95,7 @@ func Boot(ctx context.Context, b vmm.Backend, spec vmm.Spec, timeout time.Durati
 			err = fmt.Errorf("%w (VMM %s)", err, m.ExitReason())
 		default:
 		}
-		return nil, nil, withConsole(fmt.Errorf("boot %s: %w", spec.ID, err), spec.ConsoleLog)
+		return nil, nil, errdefs.Mark(withConsole(fmt.Errorf("boot %s: %w", spec.ID, err), spec.ConsoleLog), errdefs.ErrUnavailable)
 	}
 	return m, hello, nil
 }
