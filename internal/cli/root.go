@@ -106,18 +106,18 @@ State lives under $HEARTH_HOME (default ${XDG_DATA_HOME:-$HOME/.local/share}/hea
 	root.SetHelpCommand(newHelpCmd(root))
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
-	rejectUnknownSubcommands(root)
+	strictArgs(root)
 	return root
 }
 
-// rejectUnknownSubcommands makes every command that has subcommands fail
+// strictArgs makes every command that has subcommands fail
 // with exit 2 on an argument that names none of them. Cobra checks this
 // only at the root; below it a command without its own Run prints its help
 // and succeeds, so `hearth workspace frobnicate` looked like it had worked.
 // A group called with no arguments still prints its help. Every other
 // command's argument check is made to report a usage error (exit 2), which
 // cobra's own checks (cobra.NoArgs, …) do not.
-func rejectUnknownSubcommands(c *cobra.Command) {
+func strictArgs(c *cobra.Command) {
 	switch {
 	case c.HasSubCommands():
 		c.Args = knownSubcommand
@@ -135,7 +135,7 @@ func rejectUnknownSubcommands(c *cobra.Command) {
 		}
 	}
 	for _, sub := range c.Commands() {
-		rejectUnknownSubcommands(sub)
+		strictArgs(sub)
 	}
 }
 
