@@ -165,7 +165,9 @@ func handleShellOpen(ctx context.Context, s *Server, st *Stream, req *guestproto
 		return nil, errorf(guestproto.CodeInvalid, "working directory %q is not a directory in the guest", cwd)
 	}
 	shell, args := "/bin/sh", []string(nil)
-	if _, err := os.Stat("/bin/bash"); err == nil {
+	if len(s.ShellArgv) > 0 {
+		shell, args = s.ShellArgv[0], s.ShellArgv[1:]
+	} else if _, err := os.Stat("/bin/bash"); err == nil {
 		shell, args = "/bin/bash", []string{"-l"}
 	}
 	env, err := shellEnv(shell, r.Env)

@@ -280,7 +280,7 @@ is an error: start it with 'hearth workspace start WS'.`,
 	f.StringArrayVar(&env, "env", nil, "set an environment variable KEY=VALUE (repeatable)")
 	f.DurationVar(&o.Timeout, "timeout", 0, "kill the command's process group after this long (e.g. 30s); 0 means no limit")
 	f.BoolVar(&stdin, "stdin", false, "pass this process's standard input to the command")
-	f.BoolVar(&o.Detach, "detach", false, "start the command and print its id at once; it keeps running (see `workspace wait`, `output`, `kill`)")
+	f.BoolVar(&o.Detach, "detach", false, "start the command and print its id at once; it keeps running (see workspace wait, output and kill)")
 	f.DurationVar(&yield, "yield", 0, "wait at most this long; a command still running then detaches and its id is printed")
 	return cmd
 }

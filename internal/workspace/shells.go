@@ -11,6 +11,7 @@ import (
 	"github.com/hearthvm/hearth/internal/errdefs"
 	"github.com/hearthvm/hearth/internal/guest"
 	"github.com/hearthvm/hearth/internal/guestproto"
+	"github.com/hearthvm/hearth/internal/termstrip"
 )
 
 // ShellOpenOptions configure a new shell session.
@@ -99,7 +100,7 @@ func (m *Manager) ShellRead(ctx context.Context, ref, id string, o ShellReadOpti
 	}
 	out := r.Output
 	if o.Plain {
-		out = StripTerminal(out)
+		out = termstrip.Strip(out)
 	}
 	text, enc := encodeOutput(out)
 	return &api.ShellOutput{Output: text, Encoding: enc, Cursor: r.Cursor, NextCursor: r.NextCursor, DroppedBytes: r.DroppedBytes,
@@ -177,52 +178,4 @@ func (m *Manager) ShellAttach(ctx context.Context, ref, id string, stdin io.Read
 		return err
 	}
 	return c.ShellAttach(ctx, id, stdin, stdout, resize)
-}
-
-// StripTerminal removes terminal escape sequences (CSI, OSC, charset
-// selections), carriage returns before newlines, and backspace-erased
-// characters, leaving plain text for a language model to read.
-func StripTerminal(b []byte) []byte {
-	out := make([]byte, 0, len(b))
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		switch {
-		case c == 0x1b && i+1 < len(b):
-			i++
-			switch b[i] {
-			case '[': // CSI: parameters then a final byte 0x40-0x7e
-				for i+1 < len(b) && !(b[i+1] >= 0x40 && b[i+1] <= 0x7e) {
-					i++
-				}
-				i++
-			case ']', 'P', '_', '^': // OSC/DCS/APC/PM: until BEL or ST
-				for i+1 < len(b) {
-					i++
-					if b[i] == 0x07 {
-						break
-					}
-					if b[i] == 0x1b && i+1 < len(b) && b[i+1] == '\\' {
-						i++
-						break
-					}
-				}
-			case '(', ')', '*', '+': // charset designation: one more byte
-				i++
-			}
-		case c == 0x1b:
-		case c == '\r':
-			if i+1 < len(b) && b[i+1] == '\n' {
-				continue
-			}
-			out = append(out, c)
-		case c == 0x08:
-			if len(out) > 0 {
-				out = out[:len(out)-1]
-			}
-		case c == 0x07 || c == 0x0f || c == 0x0e:
-		default:
-			out = append(out, c)
-		}
-	}
-	return out
 }

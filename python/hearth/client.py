@@ -12,6 +12,7 @@ import base64
 import http.client
 import json
 import os
+import shutil
 import socket as _socket
 import subprocess
 import tempfile
@@ -103,17 +104,50 @@ def _q(s: str) -> str:
     return urllib.parse.quote(s, safe="")
 
 
+def _hearth_locations() -> List[str]:
+    """Where ``hearth`` is looked for when it is not on PATH: the checkout
+    this package sits in (``make build`` puts it in bin/), then the usual
+    install locations (``make install`` uses /usr/local by default)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    return [
+        os.path.normpath(os.path.join(here, "..", "..", "bin", "hearth")),
+        os.path.join(os.path.expanduser("~"), ".local", "bin", "hearth"),
+        "/usr/local/bin/hearth",
+        "/usr/bin/hearth",
+    ]
+
+
+def _find_hearth(hearth_bin: str) -> Optional[str]:
+    """The hearth binary to start ``hearth serve`` with: ``hearth_bin`` when
+    the caller named one, else $HEARTH_BIN, else ``hearth`` on PATH, else the
+    first executable of _hearth_locations(); None when there is none."""
+    if hearth_bin != "hearth":
+        return hearth_bin
+    env = os.environ.get("HEARTH_BIN")
+    if env:
+        return env
+    found = shutil.which("hearth")
+    if found:
+        return found
+    for p in _hearth_locations():
+        if os.path.isfile(p) and os.access(p, os.X_OK):
+            return p
+    return None
+
+
 class Client:
     """A connection to ``hearth serve``.
 
     With no arguments it uses the default socket (like the server does) and,
     when nothing answers there and ``autostart`` is set, starts
     ``hearth serve`` in the background (logging to $HEARTH_HOME/serve.log)
-    and waits until it is ready. A server it starts may reach the host
-    paths under ``allow_paths`` (seed, sync push source, export destination;
-    default: your home directory and the temporary directory), passed as
-    ``--allow-path``. ``url="http://host:port"`` with ``token`` (default
-    $HEARTH_TOKEN) speaks to a TCP server instead.
+    and waits until it is ready. The binary is ``hearth_bin`` if given, else
+    $HEARTH_BIN, else ``hearth`` on PATH, else this checkout's bin/hearth,
+    ~/.local/bin, /usr/local/bin or /usr/bin. A server it starts may reach
+    the host paths under ``allow_paths`` (seed, sync push source, export
+    destination; default: your home directory and the temporary directory),
+    passed as ``--allow-path``. ``url="http://host:port"`` with ``token``
+    (default $HEARTH_TOKEN) speaks to a TCP server instead.
     """
 
     def __init__(
@@ -144,8 +178,6 @@ class Client:
         self._prefix = ""
         explicit = socket is not None
         self.socket_path = os.path.abspath(socket) if socket else default_socket()
-        if hearth_bin == "hearth" and os.environ.get("HEARTH_BIN"):
-            hearth_bin = os.environ["HEARTH_BIN"]
         try:
             self.health()
         except UnavailableError:
@@ -234,6 +266,14 @@ class Client:
         raise UnavailableError("hearth serve at %s: exec stream ended without a result" % self._where())
 
     def _autostart(self, hearth_bin: str, explicit: bool, start_timeout: float) -> None:
+        found = _find_hearth(hearth_bin)
+        if found is None:
+            raise UnavailableError(
+                "no hearth serve at %s, and no hearth binary to start one: not on PATH nor in %s; "
+                "run `make install` in the hearth repository, or set HEARTH_BIN or pass hearth_bin="
+                % (self.socket_path, ", ".join(_hearth_locations()))
+            )
+        hearth_bin = found
         home = default_home()
         os.makedirs(home, mode=0o700, exist_ok=True)
         log_path = os.path.join(home, "serve.log")
