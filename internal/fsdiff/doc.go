@@ -13,10 +13,12 @@
 //     (guestproto.FilesRequest.HashPaths) and calls Compare, which yields
 //     one Change per reported path.
 //  3. Build turns the changes into a Result, loading file contents through a
-//     Loader (only for files up to MaxFileBytes that changed) to produce
-//     unified patches; a "modified" file whose loaded sides turn out to be
-//     byte-identical is dropped (or becomes mode_changed). FormatGit and
-//     FormatStat render a Result like git diff and git diff --stat.
+//     Loader (only for files up to MaxPatchBytes that changed, a few at a
+//     time) to produce unified patches and line counts; a "modified" file
+//     whose loaded sides turn out to be byte-identical is dropped (or
+//     becomes mode_changed). The patch text of a result is bounded by
+//     MaxTotalPatchBytes. FormatGit and FormatStat render a Result like git
+//     diff and git diff --stat.
 //
 // Reporting rules:
 //   - added / deleted: the path exists on one side only. Directories are
@@ -47,11 +49,21 @@ const (
 	ModeChanged Status = "mode_changed"
 )
 
-// Reasons in File.PatchOmitted.
+// Reasons in File.PatchOmitted. With "too large" and "content
+// unavailable" the content was not read, so Insertions, Deletions and
+// Binary are unknown (zero); with the other two they are right.
 const (
-	OmittedTooLarge    = "too large"           // a side exceeds Options.MaxFileBytes
-	OmittedUnavailable = "content unavailable" // the Loader could not provide content
+	OmittedTooLarge      = "too large"           // a side is larger than Options.MaxPatchBytes
+	OmittedUnavailable   = "content unavailable" // the Loader could not provide content
+	OmittedPatchTooLarge = "patch too large"     // the patch is longer than Options.MaxPatchBytes
+	OmittedBudget        = "diff too large"      // the result's patches reached Options.MaxTotalPatchBytes
 )
+
+// CountsKnown reports whether f's Insertions and Deletions are its real
+// line counts (false when its content could not be read).
+func (f *File) CountsKnown() bool {
+	return f.PatchOmitted != OmittedTooLarge && f.PatchOmitted != OmittedUnavailable
+}
 
 // File is one changed path.
 type File struct {
@@ -72,8 +84,11 @@ type File struct {
 	// Binary is set when either side's content is binary (see IsBinary).
 	Binary bool `json:"binary"`
 	// Patch is a unified diff ("--- a/p", "+++ b/p", hunks) for text files
-	// and symlink targets; empty for binary files and when omitted.
-	Patch        string `json:"patch,omitempty"`
+	// and symlink targets; empty for binary files, with no_patch, and when
+	// omitted.
+	Patch string `json:"patch,omitempty"`
+	// PatchOmitted says why a text file has no patch (see the Omitted
+	// constants); empty when it has one, is binary, or no_patch was asked.
 	PatchOmitted string `json:"patch_omitted,omitempty"`
 	Insertions   int    `json:"insertions"`
 	Deletions    int    `json:"deletions"`

@@ -10,13 +10,12 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"sync"
 
 	"github.com/hearthvm/hearth/internal/archive"
 	"github.com/hearthvm/hearth/internal/errdefs"
 	"github.com/hearthvm/hearth/internal/fsdiff"
-	"github.com/hearthvm/hearth/internal/guest"
 	"github.com/hearthvm/hearth/internal/guestproto"
+	"github.com/hearthvm/hearth/internal/ignore"
 )
 
 // WorkspaceRoot is the guest directory every workspace revolves around.
@@ -130,8 +129,20 @@ type DiffOptions struct {
 	// Paths limit the diff to these files or directories (relative to
 	// /workspace, or absolute under it).
 	Paths []string
-	// NoPatch leaves patches out (for --stat and cheap summaries).
+	// NoPatch leaves patch text out. Changed files are still read (within
+	// MaxPatchBytes) for line counts and binary detection, as for --stat.
 	NoPatch bool
+	// Exclude leaves out paths matching these gitignore patterns, taken
+	// relative to /workspace ("__pycache__/", "*.log", "/build").
+	Exclude []string
+	// MaxPatchBytes bounds one file (0: fsdiff.DefaultMaxPatchBytes, 1 MiB):
+	// a file larger than this is not read (patch_omitted "too large"), and
+	// a longer patch is left out (patch_omitted "patch too large").
+	MaxPatchBytes int64
+	// MaxTotalPatchBytes bounds the patch text of the whole result (0:
+	// fsdiff.DefaultMaxTotalPatchBytes, 16 MiB); later files keep their line
+	// counts (patch_omitted "diff too large").
+	MaxTotalPatchBytes int64
 }
 
 // DiffResult is a structured diff of /workspace against the baseline.
@@ -140,9 +151,19 @@ type DiffResult = fsdiff.Result
 // Diff compares the live /workspace with the create-time baseline. It reads
 // the guest but changes nothing: no command log entry, no shell touched.
 // Its cost follows what changed: the guest lists metadata, and only files
-// whose metadata changed are hashed or read.
+// whose metadata changed are hashed or read. Its memory does not grow with
+// the size of the change: files are read a few at a time, as the patches
+// are made, within MaxPatchBytes each, and the result holds at most
+// MaxTotalPatchBytes of patches.
 func (m *Manager) Diff(ctx context.Context, ref string, o DiffOptions) (*DiffResult, error) {
 	rec, err := m.resolve(ref)
+	if err != nil {
+		return nil, err
+	}
+	if o.MaxPatchBytes < 0 || o.MaxTotalPatchBytes < 0 {
+		return nil, fmt.Errorf("max_patch_bytes and max_total_patch_bytes must not be negative (0 means the default): %w", errdefs.ErrInvalidArgument)
+	}
+	excl, err := ignore.Compile(o.Exclude)
 	if err != nil {
 		return nil, err
 	}
@@ -169,6 +190,8 @@ func (m *Manager) Diff(ctx context.Context, ref string, o DiffOptions) (*DiffRes
 	if err := fsdiff.Validate(live.Entries); err != nil {
 		return nil, fmt.Errorf("the guest sent a bad listing: %w", err)
 	}
+	base.Entries = excludeEntries(base.Entries, excl)
+	live.Entries = excludeEntries(live.Entries, excl)
 	_, needHash := fsdiff.Changed(base.Entries, live.Entries)
 	needHash = filterPaths(needHash, filters)
 	if len(needHash) > 0 {
@@ -180,6 +203,7 @@ func (m *Manager) Diff(ctx context.Context, ref string, o DiffOptions) (*DiffRes
 			return nil, fmt.Errorf("the guest sent a bad listing: %w", err)
 		}
 		live = hashed
+		live.Entries = excludeEntries(live.Entries, excl)
 	}
 	changes := fsdiff.Compare(base.Entries, live.Entries)
 	if len(filters) > 0 {
@@ -191,66 +215,36 @@ func (m *Manager) Diff(ctx context.Context, ref string, o DiffOptions) (*DiffRes
 		}
 		changes = kept
 	}
-	var load fsdiff.Loader
-	if !o.NoPatch {
-		idx, err := m.openBaseline(rec.ID)
-		if err != nil {
-			return nil, fmt.Errorf("baseline of %s: %w", rec.ID, err)
-		}
-		defer idx.Close()
-		fetched := prefetch(ctx, c, changes)
-		load = func(ctx context.Context, side fsdiff.Side, p string) ([]byte, error) {
-			if side == fsdiff.Old {
-				return idx.ReadFile(p, fsdiff.DefaultMaxFileBytes)
-			}
-			if b, ok := fetched[p]; ok {
-				return b, nil
-			}
-			var b limitedBuffer
-			b.limit = fsdiff.DefaultMaxFileBytes
-			if err := c.ReadFile(ctx, WorkspaceRoot+"/"+p, 0, fsdiff.DefaultMaxFileBytes+1, &b); err != nil {
-				return nil, err
-			}
-			return b.buf, nil
-		}
+	idx, err := m.openBaseline(rec.ID)
+	if err != nil {
+		return nil, fmt.Errorf("baseline of %s: %w", rec.ID, err)
 	}
-	return fsdiff.Build(ctx, changes, load, fsdiff.Options{})
+	defer idx.Close()
+	load := func(ctx context.Context, side fsdiff.Side, p string, limit int64) ([]byte, error) {
+		if side == fsdiff.Old {
+			return idx.ReadFile(p, limit)
+		}
+		b := limitedBuffer{limit: int(limit)}
+		if err := c.ReadFile(ctx, WorkspaceRoot+"/"+p, 0, limit+1, &b); err != nil {
+			return nil, err
+		}
+		return b.buf, nil
+	}
+	return fsdiff.Build(ctx, changes, load, fsdiff.Options{NoPatch: o.NoPatch, MaxPatchBytes: o.MaxPatchBytes, MaxTotalPatchBytes: o.MaxTotalPatchBytes})
 }
 
-// prefetch reads the live content of the changed files a patch needs, a
-// few at a time: each read is a round trip to the guest, and a diff of
-// many files would otherwise pay them one after another.
-func prefetch(ctx context.Context, c *guest.Client, changes []fsdiff.Change) map[string][]byte {
-	var paths []string
-	for _, ch := range changes {
-		if ch.New != nil && ch.New.Type == "file" && ch.New.Size <= fsdiff.DefaultMaxFileBytes && ch.Status != fsdiff.Status("deleted") {
-			paths = append(paths, ch.Path)
+// excludeEntries drops the manifest entries excl matches, in place.
+func excludeEntries(entries []guestproto.ManifestEntry, excl *ignore.Matcher) []guestproto.ManifestEntry {
+	if excl == nil {
+		return entries
+	}
+	kept := entries[:0]
+	for _, e := range entries {
+		if !excl.Excluded(e.Path, e.Type == "dir") {
+			kept = append(kept, e)
 		}
 	}
-	out := make(map[string][]byte, len(paths))
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	work := make(chan string)
-	for range min(4, len(paths)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for p := range work {
-				b := limitedBuffer{limit: fsdiff.DefaultMaxFileBytes}
-				if err := c.ReadFile(ctx, WorkspaceRoot+"/"+p, 0, fsdiff.DefaultMaxFileBytes+1, &b); err == nil {
-					mu.Lock()
-					out[p] = b.buf
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	for _, p := range paths {
-		work <- p
-	}
-	close(work)
-	wg.Wait()
-	return out
+	return kept
 }
 
 type limitedBuffer struct {
@@ -295,6 +289,12 @@ type ExportOptions struct {
 	Archive bool
 	// Force replaces a non-empty destination (atomically).
 	Force bool
+	// PreserveMode keeps setuid, setgid, sticky and world-write bits, which
+	// an export drops by default.
+	PreserveMode bool
+	// Exclude leaves out paths matching these gitignore patterns, taken
+	// relative to the exported directory.
+	Exclude []string
 }
 
 // ExportResult says what an export wrote.
@@ -313,7 +313,8 @@ type ExportResult struct {
 // directory (or an archive). The guest's tar stream is validated on the
 // host; the destination appears whole or not at all; symlinks stay
 // symlinks and are never written through; device nodes are skipped with a
-// warning. It touches no command log and no shell.
+// warning; setuid, setgid, sticky and world-write bits are dropped unless
+// PreserveMode. It touches no command log and no shell.
 func (m *Manager) Export(ctx context.Context, ref, guestSrc, hostDest string, o ExportOptions) (*ExportResult, error) {
 	rec, err := m.resolve(ref)
 	if err != nil {
@@ -330,10 +331,15 @@ func (m *Manager) Export(ctx context.Context, ref, guestSrc, hostDest string, o 
 	if err != nil {
 		return nil, err
 	}
+	excl, err := ignore.Compile(o.Exclude)
+	if err != nil {
+		return nil, err
+	}
 	c, err := m.client(rec)
 	if err != nil {
 		return nil, err
 	}
+	xo := archive.ExtractOptions{Force: o.Force, PreserveMode: o.PreserveMode, Exclude: excl}
 	pr, pw := io.Pipe()
 	var outRes *guestproto.FilesResult
 	outErr := make(chan error, 1)
@@ -345,9 +351,9 @@ func (m *Manager) Export(ctx context.Context, ref, guestSrc, hostDest string, o 
 	}()
 	var res *archive.ExtractResult
 	if o.Archive {
-		res, err = archive.WriteArchive(ctx, pr, dest, archive.ExtractOptions{Force: o.Force})
+		res, err = archive.WriteArchive(ctx, pr, dest, xo)
 	} else {
-		res, err = archive.Extract(ctx, pr, dest, archive.ExtractOptions{Force: o.Force})
+		res, err = archive.Extract(ctx, pr, dest, xo)
 	}
 	pr.CloseWithError(errors.New("export ended"))
 	gerr := <-outErr
