@@ -62,10 +62,9 @@ const (
 )
 
 type token struct {
-	kind   tokenKind
-	r      rune
-	class  *class
-	double bool // a "**" component (only in a segment of its own)
+	kind  tokenKind
+	r     rune
+	class *class
 }
 
 type class struct {

@@ -1,6 +1,7 @@
 package workspace
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"github.com/hearthvm/hearth/internal/archive"
 	"github.com/hearthvm/hearth/internal/errdefs"
 	"github.com/hearthvm/hearth/internal/fsdiff"
+	"github.com/hearthvm/hearth/internal/guest"
 	"github.com/hearthvm/hearth/internal/guestproto"
 	"github.com/hearthvm/hearth/internal/ignore"
 )
@@ -60,7 +62,9 @@ func (m *Manager) baselineDir(id string) string { return filepath.Join(m.dir(id)
 
 // recordBaseline stores the immutable create-time baseline of /workspace on
 // the host: its manifest (with hashes) and a tar of its content, from which
-// diffs read the old side. Nothing writes these files again.
+// diffs read the old side. Nothing writes these files again. The manifest
+// is written and read entry by entry, so a large tree costs its entries
+// and not also a copy of their JSON.
 func (m *Manager) recordBaseline(ctx context.Context, rec *record) error {
 	c, err := m.client(rec)
 	if err != nil {
@@ -70,8 +74,8 @@ func (m *Manager) recordBaseline(ctx context.Context, rec *record) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	man, err := c.Manifest(ctx, WorkspaceRoot, true, nil)
-	if err != nil {
+	// The manifest's entries are let go before the tar is indexed.
+	if err := recordManifest(ctx, c, filepath.Join(dir, "manifest.json")); err != nil {
 		return err
 	}
 	tf, err := os.OpenFile(filepath.Join(dir, "tree.tar"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o400)
@@ -85,26 +89,130 @@ func (m *Manager) recordBaseline(ctx context.Context, rec *record) error {
 	if err != nil {
 		return err
 	}
-	if err := m.writeBaselineIndex(rec.ID); err != nil {
-		return err
-	}
-	b, err := json.Marshal(man)
+	return m.writeBaselineIndex(rec.ID)
+}
+
+func recordManifest(ctx context.Context, c *guest.Client, p string) error {
+	man, err := c.Manifest(ctx, WorkspaceRoot, true, nil)
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, "manifest.json"), b, 0o400)
+	return writeManifest(p, man)
+}
+
+// writeManifest writes man as JSON, one entry at a time.
+func writeManifest(p string, man *guestproto.Manifest) error {
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o400)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 256<<10)
+	enc := func(v any) {
+		b, e := json.Marshal(v)
+		if err == nil {
+			err = e
+		}
+		w.Write(b)
+	}
+	w.WriteString(`{"root":`)
+	enc(man.Root)
+	w.WriteString(`,"entries":[`)
+	for i := range man.Entries {
+		if i > 0 {
+			w.WriteByte(',')
+		}
+		enc(&man.Entries[i])
+	}
+	w.WriteString("]")
+	if len(man.Warnings) > 0 {
+		w.WriteString(`,"warnings":`)
+		enc(man.Warnings)
+	}
+	w.WriteString("}\n")
+	if err == nil {
+		err = w.Flush()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(p)
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	return nil
 }
 
 func (m *Manager) readBaseline(id string) (*guestproto.Manifest, error) {
-	b, err := os.ReadFile(filepath.Join(m.baselineDir(id), "manifest.json"))
+	man, err := readManifestFile(filepath.Join(m.baselineDir(id), "manifest.json"))
 	if err != nil {
 		return nil, fmt.Errorf("baseline of %s: %w", id, err)
 	}
-	var man guestproto.Manifest
-	if err := json.Unmarshal(b, &man); err != nil {
-		return nil, fmt.Errorf("baseline of %s is corrupt: %w", id, err)
+	return man, nil
+}
+
+func readManifestFile(p string) (*guestproto.Manifest, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
 	}
-	return &man, nil
+	defer f.Close()
+	man, err := readManifest(bufio.NewReaderSize(f, 256<<10))
+	if err != nil {
+		return nil, fmt.Errorf("%s is corrupt: %w", p, err)
+	}
+	return man, nil
+}
+
+// readManifest decodes a manifest's JSON one entry at a time.
+func readManifest(r io.Reader) (*guestproto.Manifest, error) {
+	dec := json.NewDecoder(r)
+	man := &guestproto.Manifest{}
+	expect := func(want json.Delim) error {
+		t, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		if d, ok := t.(json.Delim); !ok || d != want {
+			return fmt.Errorf("want %v, found %v", want, t)
+		}
+		return nil
+	}
+	if err := expect('{'); err != nil {
+		return nil, err
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		switch t {
+		case "entries":
+			if err := expect('['); err != nil {
+				return nil, err
+			}
+			for dec.More() {
+				var e guestproto.ManifestEntry
+				if err := dec.Decode(&e); err != nil {
+					return nil, err
+				}
+				man.Entries = append(man.Entries, e)
+			}
+			if err := expect(']'); err != nil {
+				return nil, err
+			}
+		case "root":
+			err = dec.Decode(&man.Root)
+		case "warnings":
+			err = dec.Decode(&man.Warnings)
+		default:
+			var skip json.RawMessage
+			err = dec.Decode(&skip)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return man, expect('}')
 }
 
 // guestPath turns a user's path into a clean absolute path inside
