@@ -291,7 +291,9 @@ func (m *Manager) Diff(ctx context.Context, ref string, o DiffOptions) (*DiffRes
 	if err != nil {
 		return nil, err
 	}
-	live, err := c.Manifest(ctx, WorkspaceRoot, false, nil)
+	// The guest leaves excluded paths out too (and does not enter excluded
+	// directories), so a big cache costs nothing to list.
+	live, err := c.ManifestExcluding(ctx, WorkspaceRoot, false, nil, o.Exclude)
 	if err != nil {
 		return nil, fmt.Errorf("list /workspace: %w", err)
 	}
@@ -303,7 +305,7 @@ func (m *Manager) Diff(ctx context.Context, ref string, o DiffOptions) (*DiffRes
 	_, needHash := fsdiff.Changed(base.Entries, live.Entries)
 	needHash = filterPaths(needHash, filters)
 	if len(needHash) > 0 {
-		hashed, err := c.Manifest(ctx, WorkspaceRoot, false, needHash)
+		hashed, err := c.ManifestExcluding(ctx, WorkspaceRoot, false, needHash, o.Exclude)
 		if err != nil {
 			return nil, fmt.Errorf("hash changed files: %w", err)
 		}
@@ -452,7 +454,7 @@ func (m *Manager) Export(ctx context.Context, ref, guestSrc, hostDest string, o 
 	var outRes *guestproto.FilesResult
 	outErr := make(chan error, 1)
 	go func() {
-		r, err := c.TarOut(ctx, gp, pw)
+		r, err := c.TarOutExcluding(ctx, gp, o.Exclude, pw)
 		outRes = r
 		pw.CloseWithError(err)
 		outErr <- err

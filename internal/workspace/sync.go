@@ -74,7 +74,7 @@ func (m *Manager) SyncPush(ctx context.Context, ref, src string, o SyncOptions) 
 	}
 	// What the guest has now (a missing destination is simply empty).
 	have := map[string]guestproto.ManifestEntry{}
-	if man, err := c.Manifest(ctx, dest, false, nil); err == nil {
+	if man, err := c.ManifestExcluding(ctx, dest, false, nil, o.Exclude); err == nil {
 		for _, e := range man.Entries {
 			have[e.Path] = e
 		}
@@ -94,14 +94,6 @@ func (m *Manager) SyncPush(ctx context.Context, ref, src string, o SyncOptions) 
 	if err != nil {
 		return nil, err
 	}
-	if o.Delete && excl != nil {
-		// Excluded paths are not the source's to delete.
-		for p, e := range have {
-			if excl.Excluded(p, e.Type == "dir") {
-				keep = append(keep, p)
-			}
-		}
-	}
 	res := &SyncResult{Source: src, Dest: dest, Scanned: int(scan.Entries), Warnings: scan.Warnings}
 	if res.Warnings == nil {
 		res.Warnings = []string{}
@@ -117,7 +109,8 @@ func (m *Manager) SyncPush(ctx context.Context, ref, src string, o SyncOptions) 
 		packed <- r
 		pw.CloseWithError(err)
 	}()
-	r, err := c.TarIn(ctx, dest, pr, o.Delete, keep)
+	// With Delete, the guest keeps what the patterns exclude.
+	r, err := c.TarInExcluding(ctx, dest, pr, o.Delete, keep, o.Exclude)
 	pr.CloseWithError(err)
 	pk := <-packed
 	if err != nil {
