@@ -71,8 +71,12 @@ type DiffFile struct {
 	// Binary is set when either side's content is binary (see IsBinary).
 	Binary bool `json:"binary"`
 	// Patch is a unified diff ("--- a/p", "+++ b/p", hunks) for text files
-	// and symlink targets; empty for binary files and when omitted.
-	Patch        string `json:"patch,omitempty"`
+	// and symlink targets; empty for binary files, with no_patch, and when
+	// omitted.
+	Patch string `json:"patch,omitempty"`
+	// PatchOmitted says why a text file has no patch ("too large",
+	// "content unavailable", "patch too large", "diff too large", or an
+	// MCP bound); empty when it has one, is binary, or no_patch was asked.
 	PatchOmitted string `json:"patch_omitted,omitempty"`
 	Insertions   int    `json:"insertions"`
 	Deletions    int    `json:"deletions"`
