@@ -370,20 +370,20 @@ func (c *Client) hostPath(p string) string {
 // SyncPush pushes a host directory into the workspace (only changed files
 // cross). It never changes the baseline.
 func (w *Workspace) SyncPush(ctx context.Context, src string, o SyncOptions) (*SyncResult, error) {
-	req := api.SyncPushRequest{Workspace: w.ref, Source: w.c.hostPath(src), Dest: o.Dest, Delete: o.Delete}
+	req := api.SyncPushRequest{Workspace: w.ref, Source: w.c.hostPath(src), Dest: o.Dest, Delete: o.Delete, Exclude: o.Exclude}
 	return invoke[SyncResult](ctx, w.c, "workspace_sync_push", &req, Streams{})
 }
 
 // Diff compares the live /workspace with the create-time baseline.
 func (w *Workspace) Diff(ctx context.Context, o DiffOptions) (*DiffResult, error) {
-	req := api.DiffRequest{Workspace: w.ref, Paths: o.Paths, NoPatch: o.NoPatch}
+	req := api.DiffRequest{Workspace: w.ref, Paths: o.Paths, NoPatch: o.NoPatch, Exclude: o.Exclude, MaxPatchBytes: o.MaxPatchBytes, MaxTotalPatchBytes: o.MaxTotalPatchBytes}
 	return invoke[DiffResult](ctx, w.c, "workspace_diff", &req, Streams{})
 }
 
 // Export copies a file or directory under /workspace to a new host
 // directory, or to an archive with o.Archive.
 func (w *Workspace) Export(ctx context.Context, guestPath, hostDest string, o ExportOptions) (*ExportResult, error) {
-	req := api.ExportRequest{Workspace: w.ref, GuestPath: guestPath, HostDest: w.c.hostPath(hostDest), Archive: o.Archive, Force: o.Force}
+	req := api.ExportRequest{Workspace: w.ref, GuestPath: guestPath, HostDest: w.c.hostPath(hostDest), Archive: o.Archive, Force: o.Force, PreserveMode: o.PreserveMode, Exclude: o.Exclude}
 	return invoke[ExportResult](ctx, w.c, "workspace_export", &req, Streams{})
 }
 

@@ -102,6 +102,9 @@ type SyncPushRequest struct {
 	Source string `json:"source" cli:"arg" host:"read"`
 	Dest   string `json:"dest,omitempty" default:"/workspace"`
 	Delete bool   `json:"delete,omitempty"`
+	// Exclude leaves out paths matching these gitignore patterns (relative
+	// to source; excluded guest paths also survive delete).
+	Exclude []string `json:"exclude,omitempty"`
 }
 
 // DiffRequest is the request of `workspace_diff`.
@@ -110,6 +113,14 @@ type DiffRequest struct {
 	Paths     []string `json:"paths,omitempty" cli:"arg"`
 	// NoPatch leaves patches out (the CLI's --stat and --name-only).
 	NoPatch bool `json:"no_patch,omitempty" cli:"-"`
+	// Exclude leaves out paths matching these gitignore patterns (relative
+	// to /workspace).
+	Exclude []string `json:"exclude,omitempty"`
+	// MaxPatchBytes bounds one file: a larger file is not read, a longer
+	// patch is left out (patch_omitted says which).
+	MaxPatchBytes int64 `json:"max_patch_bytes,omitempty" default:"1048576"`
+	// MaxTotalPatchBytes bounds the patch text of the whole result.
+	MaxTotalPatchBytes int64 `json:"max_total_patch_bytes,omitempty" default:"16777216"`
 }
 
 // ExportRequest is the request of `workspace_export`.
@@ -121,6 +132,12 @@ type ExportRequest struct {
 	Archive  bool   `json:"archive,omitempty"`
 	// Force replaces an existing non-empty destination, whole.
 	Force bool `json:"force,omitempty"`
+	// PreserveMode keeps setuid, setgid, sticky and world-writable bits
+	// (dropped by default).
+	PreserveMode bool `json:"preserve_mode,omitempty"`
+	// Exclude leaves out paths matching these gitignore patterns (relative
+	// to guest_path).
+	Exclude []string `json:"exclude,omitempty"`
 }
 
 // CommandWaitRequest is the request of `command_wait`.

@@ -55,7 +55,7 @@ The baseline is never changed, and nothing appears in the command log.`,
 	}
 	push.Flags().StringVar(&o.Dest, "dest", "/workspace", "guest directory to push into (under /workspace)")
 	push.Flags().BoolVar(&o.Delete, "delete", false, "delete guest files that are gone from SRC")
-	push.Flags().StringArrayVar(&o.Exclude, "exclude", nil, "leave out paths matching this gitignore `pattern` (repeatable)")
+	push.Flags().StringArrayVar(&o.Exclude, "exclude", nil, "leave out paths matching this gitignore pattern (repeatable)")
 	cmd.AddCommand(push)
 	return cmd
 }
@@ -107,9 +107,9 @@ never touches a shell.`,
 	}
 	cmd.Flags().BoolVar(&stat, "stat", false, "print a diffstat (like git diff --stat)")
 	cmd.Flags().BoolVar(&patch, "patch", false, "print patches (the default without --stat; with --stat, both)")
-	cmd.Flags().StringArrayVar(&o.Exclude, "exclude", nil, "leave out paths matching this gitignore `pattern` (repeatable)")
-	cmd.Flags().Int64Var(&o.MaxPatchBytes, "max-patch-bytes", fsdiff.DefaultMaxPatchBytes, "largest file (and patch) shown as a patch, in `bytes`")
-	cmd.Flags().Int64Var(&o.MaxTotalPatchBytes, "max-total-patch-bytes", fsdiff.DefaultMaxTotalPatchBytes, "most patch text in one diff, in `bytes`")
+	cmd.Flags().StringArrayVar(&o.Exclude, "exclude", nil, "leave out paths matching this gitignore pattern (repeatable)")
+	cmd.Flags().Int64Var(&o.MaxPatchBytes, "max-patch-bytes", fsdiff.DefaultMaxPatchBytes, "largest file (and patch) shown as a patch, in bytes")
+	cmd.Flags().Int64Var(&o.MaxTotalPatchBytes, "max-total-patch-bytes", fsdiff.DefaultMaxTotalPatchBytes, "most patch text in one diff, in bytes")
 	return cmd
 }
 
@@ -152,6 +152,6 @@ touches a shell.`,
 	cmd.Flags().BoolVar(&o.Archive, "archive", false, "write a tar archive (.tar, .tar.gz, .tgz) instead of a directory")
 	cmd.Flags().BoolVar(&o.Force, "force", false, "replace a non-empty destination")
 	cmd.Flags().BoolVar(&o.PreserveMode, "preserve-mode", false, "keep setuid, setgid, sticky and world-write bits")
-	cmd.Flags().StringArrayVar(&o.Exclude, "exclude", nil, "leave out paths matching this gitignore `pattern` (repeatable)")
+	cmd.Flags().StringArrayVar(&o.Exclude, "exclude", nil, "leave out paths matching this gitignore pattern (repeatable)")
 	return cmd
 }

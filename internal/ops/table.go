@@ -142,7 +142,7 @@ var All = []Op{
 		CLI:   "workspace sync push", Go: "Workspace.SyncPush", Python: "Workspace.sync_push", Method: "POST", Path: "/v1/workspaces/{workspace}/sync",
 		Request: api.SyncPushRequest{}, Result: api.SyncResult{}, Destructive: true, Idempotent: true,
 		local: bind(func(ctx context.Context, m *m, r api.SyncPushRequest, _ IO) (*api.SyncResult, error) {
-			res, err := m.SyncPush(ctx, r.Workspace, r.Source, workspace.SyncOptions{Dest: r.Dest, Delete: r.Delete})
+			res, err := m.SyncPush(ctx, r.Workspace, r.Source, workspace.SyncOptions{Dest: r.Dest, Delete: r.Delete, Exclude: r.Exclude})
 			if res != nil {
 				res.Warnings = nonNil(res.Warnings)
 			}
@@ -156,7 +156,8 @@ var All = []Op{
 		CLI: "workspace diff", Go: "Workspace.Diff", Python: "Workspace.diff", Method: "GET", Path: "/v1/workspaces/{workspace}/diff",
 		Request: api.DiffRequest{}, Result: api.DiffResult{}, ReadOnly: true, Idempotent: true,
 		local: bind(func(ctx context.Context, m *m, r api.DiffRequest, _ IO) (*api.DiffResult, error) {
-			res, err := m.Diff(ctx, r.Workspace, workspace.DiffOptions{Paths: r.Paths, NoPatch: r.NoPatch})
+			res, err := m.Diff(ctx, r.Workspace, workspace.DiffOptions{Paths: r.Paths, NoPatch: r.NoPatch, Exclude: r.Exclude,
+				MaxPatchBytes: r.MaxPatchBytes, MaxTotalPatchBytes: r.MaxTotalPatchBytes})
 			if res != nil {
 				res.Files = nonNil(res.Files)
 			}
@@ -171,7 +172,7 @@ var All = []Op{
 		Request: api.ExportRequest{}, Result: api.ExportResult{}, Destructive: true,
 		ArgsDoc: map[string]string{"force": "Replace an existing non-empty destination: everything at host_dest is removed and replaced, atomically."},
 		local: bind(func(ctx context.Context, m *m, r api.ExportRequest, _ IO) (*api.ExportResult, error) {
-			res, err := m.Export(ctx, r.Workspace, r.GuestPath, r.HostDest, workspace.ExportOptions{Archive: r.Archive, Force: r.Force})
+			res, err := m.Export(ctx, r.Workspace, r.GuestPath, r.HostDest, workspace.ExportOptions{Archive: r.Archive, Force: r.Force, PreserveMode: r.PreserveMode, Exclude: r.Exclude})
 			if res != nil {
 				res.Warnings = nonNil(res.Warnings)
 			}

@@ -447,19 +447,35 @@ class Workspace:
         """The command log (the last ``tail`` entries)."""
         return [Command.from_dict(d) for d in self.client._call("GET", self._p("logs"), query={"tail": tail})["commands"]]
 
-    def sync_push(self, source: str, dest: Optional[str] = None, delete: bool = False) -> SyncResult:
-        """Pushes newer files of a host directory into the workspace (default /workspace)."""
-        body = _clean({"source": _abs(source), "dest": dest, "delete": delete or None})
+    def sync_push(self, source: str, dest: Optional[str] = None, delete: bool = False,
+                  exclude: Optional[Iterable[str]] = None) -> SyncResult:
+        """Pushes newer files of a host directory into the workspace (default /workspace).
+
+        ``exclude`` leaves out paths matching gitignore-syntax patterns."""
+        body = _clean({"source": _abs(source), "dest": dest, "delete": delete or None,
+                       "exclude": list(exclude) if exclude else None})
         return SyncResult.from_dict(self.client._call("POST", self._p("sync"), body=body))
 
-    def diff(self, paths: Optional[Iterable[str]] = None, no_patch: bool = False) -> DiffResult:
-        """Compares the live /workspace with the create-time baseline."""
-        q = {"paths": list(paths) if paths else None, "no_patch": True if no_patch else None}
+    def diff(self, paths: Optional[Iterable[str]] = None, no_patch: bool = False,
+             exclude: Optional[Iterable[str]] = None, max_patch_bytes: Optional[int] = None,
+             max_total_patch_bytes: Optional[int] = None) -> DiffResult:
+        """Compares the live /workspace with the create-time baseline.
+
+        ``exclude`` leaves out paths matching gitignore-syntax patterns; files
+        over ``max_patch_bytes`` (default 1 MiB) get no patch."""
+        q = {"paths": list(paths) if paths else None, "no_patch": True if no_patch else None,
+             "exclude": list(exclude) if exclude else None, "max_patch_bytes": max_patch_bytes,
+             "max_total_patch_bytes": max_total_patch_bytes}
         return DiffResult.from_dict(self.client._call("GET", self._p("diff"), query=q))
 
-    def export(self, guest_path: str, host_dest: str, archive: bool = False, force: bool = False) -> ExportResult:
-        """Copies a path under /workspace to a new host directory (or an archive)."""
-        body = _clean({"guest_path": guest_path, "host_dest": _abs(host_dest), "archive": archive or None, "force": force or None})
+    def export(self, guest_path: str, host_dest: str, archive: bool = False, force: bool = False,
+               preserve_mode: bool = False, exclude: Optional[Iterable[str]] = None) -> ExportResult:
+        """Copies a path under /workspace to a new host directory (or an archive).
+
+        setuid, setgid, sticky and world-writable bits are dropped unless
+        ``preserve_mode``; ``force`` replaces whatever is at host_dest."""
+        body = _clean({"guest_path": guest_path, "host_dest": _abs(host_dest), "archive": archive or None, "force": force or None,
+                       "preserve_mode": preserve_mode or None, "exclude": list(exclude) if exclude else None})
         return ExportResult.from_dict(self.client._call("POST", self._p("export"), body=body))
 
     def command_wait(self, command_id: str, timeout_ms: Optional[int] = None) -> ExecResult:
