@@ -57,8 +57,8 @@ workspace_delete when done. A workspace keeps its files between calls until dele
 Here workspace_exec waits yield_ms (MCP default 10000) and run's timeout_ms defaults to 40000, so calls stay
 short: a command still running after yield_ms comes back with status "running" and a command_id; continue with
 command_wait, command_read (output pages) or command_kill. Command output keeps its last 32 KiB here (exact
-bytes; stdout_offset says where they start) and diff patches over 16 KiB are left out (patch_omitted says how to
-see them).`
+bytes; stdout_offset says where they start); workspace_diff's max_patch_bytes defaults to 16384 and
+max_total_patch_bytes to 65536 here (patch_omitted says what was left out and how to see it).`
 
 // server holds what the tool handlers share.
 type server struct {
@@ -168,8 +168,6 @@ func (h *server) handler(op ops.Op) sdk.ToolHandler {
 		switch r := out.(type) {
 		case *api.ExecResult:
 			boundExec(r)
-		case *api.DiffResult:
-			boundDiff(r)
 		}
 		text := fmt.Sprintf("%s done.", op.Name)
 		if f, ok := summarize[op.Name]; ok {
