@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hearthvm/hearth/api"
@@ -55,6 +57,9 @@ func (s *Store) Prune(o PruneOptions) (*PruneResult, error) {
 		}
 		defer x.Close()
 		res, err = s.pruneLocked(x, o, "")
+		if err == nil {
+			s.writeTally(res.LogBytes)
+		}
 		return err
 	})
 	if err != nil {
@@ -63,17 +68,48 @@ func (s *Store) Prune(o PruneOptions) (*PruneResult, error) {
 	return res, nil
 }
 
-// enforceQuotaLocked prunes the oldest outputs (never exclude's) while the
-// log is over its quota. A failure is logged, not returned: the command
-// that triggered it is already recorded.
-func (s *Store) enforceQuotaLocked(x *index, exclude string) {
+// checkQuotaLocked adds the bytes a command added to the log's usage
+// tally and, when the log may be over its quota, measures it and prunes
+// the oldest outputs (never id's) until it fits. The tally is derived: a
+// missing or damaged one, and every 256th command, measure the directory
+// again. A failure is logged, not returned: the command that triggered the
+// check is already recorded.
+func (s *Store) checkQuotaLocked(x *index, id string, added int64) {
+	n, _ := parseID(id)
+	if tally, ok := s.readTally(); ok && n%256 != 0 {
+		if tally += added; tally <= s.o.Quota {
+			s.writeTally(tally)
+			return
+		}
+	}
 	used, err := s.Usage()
-	if err != nil || used <= s.o.Quota {
+	if err != nil {
+		slog.Warn("command log: measure its size", "dir", s.dir, "err", err)
 		return
 	}
-	if _, err := s.pruneLocked(x, PruneOptions{MaxBytes: s.o.Quota}, exclude); err != nil {
-		slog.Warn("command log over its quota and pruning failed", "dir", s.dir, "err", err)
+	if used > s.o.Quota {
+		res, err := s.pruneLocked(x, PruneOptions{MaxBytes: s.o.Quota}, id)
+		if err != nil {
+			slog.Warn("command log over its quota and pruning failed", "dir", s.dir, "err", err)
+			os.Remove(s.path(tallyName))
+			return
+		}
+		used = res.LogBytes
 	}
+	s.writeTally(used)
+}
+
+func (s *Store) readTally() (int64, bool) {
+	b, err := os.ReadFile(s.path(tallyName))
+	if err != nil {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	return n, err == nil && n >= 0
+}
+
+func (s *Store) writeTally(n int64) {
+	os.WriteFile(s.path(tallyName), []byte(strconv.FormatInt(n, 10)+"\n"), 0o600)
 }
 
 func (s *Store) pruneLocked(x *index, o PruneOptions, exclude string) (*PruneResult, error) {

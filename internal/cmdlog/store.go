@@ -11,6 +11,8 @@
 //	cmd-NNNNNN.stderr   per stream
 //	seq                 the last id allocated, replaced atomically (temporary
 //	                    file, fsync, rename)
+//	usage               a running tally of the bytes the log takes, to check
+//	                    the quota without a stat of every file
 //	lock                flock held by every writer
 //
 // Ids are never reused: a new id is one past the highest of seq and the
@@ -55,6 +57,7 @@ const (
 	indexName   = "commands.idx"
 	lockName    = "lock"
 	seqName     = "seq"
+	tallyName   = "usage"
 	idPrefix    = "cmd-"
 	lockTimeout = 30 * time.Second
 )
@@ -626,7 +629,6 @@ func (s *Store) Begin(c api.Command, r Runner) (*Run, error) {
 			return err
 		}
 		run = s.newRun(e, outF, errF, 0, 0)
-		s.enforceQuotaLocked(x, id)
 		return nil
 	})
 	if err != nil {
@@ -741,10 +743,21 @@ func (r *Run) End() error {
 			return err
 		}
 		defer x.Close()
+		st, err := os.Stat(r.s.path(journalName))
+		if err != nil {
+			return err
+		}
+		before := st.Size()
 		if err := r.s.appendLocked(x, r.e); err != nil {
 			return err
 		}
-		r.s.enforceQuotaLocked(x, c.ID)
+		// What this command added: its kept output, and its journal lines
+		// (about twice the last one).
+		added := r.Stdout.base + r.Stdout.written + r.Stderr.base + r.Stderr.written
+		if st, err := os.Stat(r.s.path(journalName)); err == nil {
+			added += 2 * (st.Size() - before)
+		}
+		r.s.checkQuotaLocked(x, c.ID, added)
 		return nil
 	})
 }
