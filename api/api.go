@@ -71,7 +71,7 @@ type ExecResult struct {
 	Status   string `json:"status"`
 	ExitCode int    `json:"exit_code"`
 	// Reason says why the command ended: exited, signaled, timeout, oom,
-	// killed, start_failed.
+	// killed, start_failed, lost (Message says what was lost).
 	Reason     string `json:"reason"`
 	Signal     string `json:"signal,omitempty"`
 	TimedOut   bool   `json:"timed_out"`

@@ -97,6 +97,8 @@ func Call(ctx context.Context, socket string, req *Request) (*Response, error) {
 type Server struct {
 	mu      sync.Mutex
 	running map[string]*detached
+	// agent returns the client of the guest agent at socket.
+	agent func(socket string) *guest.Client
 }
 
 // detached is a command the server runs.
@@ -106,7 +108,9 @@ type detached struct {
 }
 
 // NewServer returns a Server with no commands.
-func NewServer() *Server { return &Server{running: map[string]*detached{}} }
+func NewServer() *Server {
+	return &Server{running: map[string]*detached{}, agent: func(socket string) *guest.Client { return &guest.Client{Socket: socket} }}
+}
 
 // Serve serves one control connection; it has the shape of
 // supervisor.ControlHandler. runDir is the workspace's run directory (its
@@ -138,7 +142,7 @@ func (s *Server) handle(ctx context.Context, req *Request, logDir, agentSocket s
 		if d != nil || req.Exec == nil || req.Record == nil || req.Record.ID != req.ID {
 			return fail(fmt.Errorf("bad exec request for %s: %w", req.ID, errdefs.ErrInvalidArgument))
 		}
-		if err := s.start(req, logDir, &guest.Client{Socket: agentSocket}); err != nil {
+		if err := s.start(req, logDir, s.agent(agentSocket)); err != nil {
 			return fail(err)
 		}
 		return Response{}

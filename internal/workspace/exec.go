@@ -219,15 +219,17 @@ func (m *Manager) Logs(ctx context.Context, ref string, o LogsOptions) ([]api.Co
 	return cmds, nil
 }
 
-// vmCheck reports running commands lost when their VM is not running. The
-// command log itself reports them lost when their runner died; this covers
-// the rest (e.g. a VM that stopped under a foreground command whose
-// caller still hangs on). It is a report, not recorded.
+// vmCheck reports running commands lost when their VM is not running, or
+// (for entries of older versions, which lack the supervisor's pid) when
+// they began before the VM's current supervisor started. The command log
+// itself records them lost when their runner died; this covers the rest
+// (e.g. a VM that stopped under a foreground command whose caller still
+// hangs on). It is a report, not recorded.
 type vmCheck struct {
 	m     *Manager
 	id    string
 	known bool
-	up    bool
+	vm    vmState
 }
 
 func (m *Manager) vmCheck(id string) *vmCheck { return &vmCheck{m: m, id: id} }
@@ -237,12 +239,17 @@ func (v *vmCheck) settle(c *api.Command) {
 		return
 	}
 	if !v.known {
-		v.up, v.known = v.m.vmState(v.id).state == api.StateRunning, true
+		v.vm, v.known = v.m.vmState(v.id), true
 	}
-	if !v.up {
-		c.Status, c.Reason = api.CommandLost, api.ReasonLost
+	switch {
+	case v.vm.state != api.StateRunning:
 		c.Message = "the workspace's VM is not running"
+	case c.Detached && c.HostPID == 0 && c.StartedAt.Before(v.vm.status.StartedAt):
+		c.Message = "it began under an earlier supervisor of this workspace, which is gone"
+	default:
+		return
 	}
+	c.Status, c.Reason = api.CommandLost, api.ReasonLost
 }
 
 // PruneLogsOptions select what PruneLogs removes.
