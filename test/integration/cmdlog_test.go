@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -130,6 +131,25 @@ func TestDetachedCap(t *testing.T) {
 	}
 	if st, err := os.Stat(filepath.Join(wsDir(ws), "logs", r.CommandID+".stdout")); err != nil || st.Size() != 1<<20 {
 		t.Errorf("kept output: %v, want %d bytes", err, 1<<20)
+	}
+
+	// `workspace logs --prune` through the CLI: the newest output stays,
+	// the older one goes, both entries stay.
+	last := sh(t, ws, "echo last")
+	pr := env.Hearth(nil, "workspace", "logs", ws.Info.ID, "--prune", "--keep-last", "1", "--json")
+	var res cmdlog.PruneResult
+	if err := json.Unmarshal(pr.Stdout, &res); pr.Code != 0 || err != nil || len(res.Pruned) != 1 || res.Pruned[0] != r.CommandID || res.FreedBytes < 1<<20 {
+		t.Fatalf("prune: exit %d %s %s", pr.Code, pr.Stdout, pr.Stderr)
+	}
+	cmds, err = m.Logs(ctx, ws.Info.ID, workspace.LogsOptions{})
+	if err != nil || len(cmds) != 2 || !cmds[0].Pruned || cmds[1].Pruned || cmds[1].ID != last.CommandID {
+		t.Errorf("after prune: %+v %v", cmds, err)
+	}
+	if out := env.Hearth(nil, "workspace", "logs", ws.Info.ID, r.CommandID); out.Code != 3 || !strings.Contains(string(out.Stderr), "pruned") {
+		t.Errorf("reading a pruned output: exit %d %s", out.Code, out.Stderr)
+	}
+	if out := env.Hearth(nil, "workspace", "logs", ws.Info.ID, last.CommandID); out.Code != 0 || string(out.Stdout) != "last\n" {
+		t.Errorf("reading the kept output: exit %d %q %s", out.Code, out.Stdout, out.Stderr)
 	}
 }
 
