@@ -34,6 +34,7 @@ import (
 
 	"github.com/hearthvm/hearth/api"
 	"github.com/hearthvm/hearth/internal/atomicfile"
+	"github.com/hearthvm/hearth/internal/cmdlog"
 	"github.com/hearthvm/hearth/internal/errdefs"
 	"github.com/hearthvm/hearth/internal/home"
 	"github.com/hearthvm/hearth/internal/vmm"
@@ -48,6 +49,10 @@ type Manager struct {
 	// Backends builds VMM backends; see package backend.
 	backends    BackendFunc
 	bootTimeout time.Duration
+	// Command log limits (0: cmdlog's defaults) and the check whether a
+	// command's runner lives (nil: cmdlog.ProcessAlive).
+	outputCap, logQuota int64
+	alive               cmdlog.AliveFunc
 }
 
 // BackendFunc returns the backend to use for name ("auto", "qemu",
@@ -66,7 +71,17 @@ type Options struct {
 	// BootTimeout bounds how long a guest may take to answer after its VMM
 	// starts (default vmm.DefaultBootTimeout).
 	BootTimeout time.Duration
-	Log         *slog.Logger
+	// CommandOutputCap is the most bytes of each stream (stdout, stderr) of
+	// one command kept in a workspace's command log on the host (default
+	// cmdlog.DefaultOutputCap, 64 MiB; at most half the log quota). Output
+	// past it is counted, not kept; the command's entry says how much was
+	// dropped.
+	CommandOutputCap int64
+	// CommandLogQuota bounds each workspace's command log on the host
+	// (default cmdlog.DefaultQuota, 1 GiB): past it, the outputs of the
+	// oldest finished commands are pruned.
+	CommandLogQuota int64
+	Log             *slog.Logger
 }
 
 // New returns a Manager.
@@ -90,7 +105,11 @@ func New(opts Options) (*Manager, error) {
 	if opts.BootTimeout <= 0 {
 		opts.BootTimeout = vmm.DefaultBootTimeout
 	}
-	return &Manager{root: opts.Home, exe: opts.Exe, log: opts.Log, backends: opts.Backends, bootTimeout: opts.BootTimeout}, nil
+	if opts.CommandOutputCap < 0 || opts.CommandLogQuota < 0 {
+		return nil, fmt.Errorf("command output cap and log quota must not be negative: %w", errdefs.ErrInvalidArgument)
+	}
+	return &Manager{root: opts.Home, exe: opts.Exe, log: opts.Log, backends: opts.Backends, bootTimeout: opts.BootTimeout,
+		outputCap: opts.CommandOutputCap, logQuota: opts.CommandLogQuota}, nil
 }
 
 // Home returns the state directory.
