@@ -2,30 +2,34 @@ package hearth
 
 import (
 	"context"
-	"fmt"
+	"strconv"
+	"time"
 
-	"github.com/hearthvm/hearth/internal/workspace"
+	"github.com/hearthvm/hearth/api"
 )
 
 // PruneLogsOptions select what PruneLogs removes: finished commands'
-// output, oldest first (KeepLast, OlderThan, MaxBytes).
-type PruneLogsOptions = workspace.PruneLogsOptions
+// output, oldest first.
+type PruneLogsOptions struct {
+	// KeepLast keeps the output of the last N commands.
+	KeepLast int
+	// OlderThan prunes only commands started longer ago than this.
+	OlderThan time.Duration
+	// MaxBytes stops once the whole log takes at most this many bytes (0:
+	// prune every command selected).
+	MaxBytes int64
+}
 
 // PruneLogsResult says what PruneLogs removed.
-type PruneLogsResult = workspace.PruneLogsResult
+type PruneLogsResult = api.LogsPruneResult
 
 // PruneLogs removes the kept output of the workspace's finished commands,
 // oldest first; their entries stay in the log, marked pruned. Running
 // commands are never pruned.
-//
-// Not yet part of the operation table: a remote Client answers
-// ErrNotImplemented until it is wired there.
 func (w *Workspace) PruneLogs(ctx context.Context, o PruneLogsOptions) (*PruneLogsResult, error) {
-	p, ok := w.c.m.(interface {
-		PruneLogs(ctx context.Context, ref string, o PruneLogsOptions) (*PruneLogsResult, error)
-	})
-	if !ok {
-		return nil, fmt.Errorf("pruning a command log through `hearth serve` is not available yet: run `hearth workspace logs --prune` on the server's host: %w", ErrNotImplemented)
+	req := api.LogsPruneRequest{Workspace: w.ref, KeepLast: o.KeepLast, OlderThanMS: millis(o.OlderThan)}
+	if o.MaxBytes > 0 {
+		req.MaxBytes = strconv.FormatInt(o.MaxBytes, 10)
 	}
-	return p.PruneLogs(ctx, w.ref, o)
+	return invoke[PruneLogsResult](ctx, w.c, "workspace_logs_prune", &req, Streams{})
 }

@@ -95,6 +95,18 @@ type LogsRequest struct {
 	Tail int `json:"tail,omitempty"`
 }
 
+// LogsPruneRequest is the request of `workspace_logs_prune`.
+type LogsPruneRequest struct {
+	Workspace string `json:"workspace" path:"true" cli:"arg"`
+	// KeepLast keeps the output of the last N commands.
+	KeepLast int `json:"keep_last,omitempty"`
+	// OlderThanMS prunes only commands started longer ago than this.
+	OlderThanMS int64 `json:"older_than_ms,omitempty" cli:"older-than"`
+	// MaxBytes stops once the whole log takes at most this much ("1G";
+	// empty: prune every command selected).
+	MaxBytes string `json:"max_bytes,omitempty" format:"size"`
+}
+
 // SyncPushRequest is the request of `workspace_sync_push`.
 type SyncPushRequest struct {
 	Workspace string `json:"workspace" path:"true" cli:"arg"`

@@ -17,6 +17,18 @@ type ShellList struct {
 	Shells []Shell `json:"shells"`
 }
 
+// LogsPruneResult is the result of `workspace_logs_prune`.
+type LogsPruneResult struct {
+	// Pruned are the ids whose output was removed, oldest first.
+	Pruned []string `json:"pruned"`
+	// FreedBytes is the output removed.
+	FreedBytes int64 `json:"freed_bytes"`
+	// LogBytes is what the log takes on the host afterwards.
+	LogBytes int64 `json:"log_bytes"`
+	// QuotaBytes is the log's quota.
+	QuotaBytes int64 `json:"quota_bytes"`
+}
+
 // SyncResult is the result of `workspace_sync_push`.
 type SyncResult struct {
 	Source   string   `json:"source"`

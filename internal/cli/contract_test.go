@@ -23,10 +23,16 @@ import (
 func TestFlagsMatchTable(t *testing.T) {
 	root := newRoot(&globals{stdout: io.Discard, stderr: io.Discard})
 	for _, o := range ops.All {
-		cmd, _, err := root.Find(strings.Fields(o.CLI))
-		if err != nil || cmd.CommandPath() != "hearth "+o.CLI {
-			t.Errorf("%s: no `hearth %s` command", o.Name, o.CLI)
+		// A CLI path may end in the flag that selects the operation
+		// ("workspace logs --prune").
+		path, flag, _ := strings.Cut(o.CLI, " --")
+		cmd, _, err := root.Find(strings.Fields(path))
+		if err != nil || cmd.CommandPath() != "hearth "+path {
+			t.Errorf("%s: no `hearth %s` command", o.Name, path)
 			continue
+		}
+		if flag != "" && cmd.Flags().Lookup(flag) == nil {
+			t.Errorf("%s: `hearth %s` has no --%s", o.Name, path, flag)
 		}
 		for _, a := range o.Args() {
 			if a.CLI == "arg" || a.CLI == "-" {

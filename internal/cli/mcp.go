@@ -8,10 +8,10 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/hearthvm/hearth/internal/agent"
 	"github.com/hearthvm/hearth/internal/errdefs"
 	"github.com/hearthvm/hearth/internal/hostpath"
 	hmcp "github.com/hearthvm/hearth/internal/mcp"
+	"github.com/hearthvm/hearth/internal/version"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/spf13/cobra"
 )
@@ -68,7 +68,7 @@ symlinks, under a directory given with --allow-path; without one, those calls fa
 			if err != nil {
 				return err
 			}
-			opts := hmcp.Options{Logger: log, Version: agent.Version, CheckRequest: roots.Guard()}
+			opts := hmcp.Options{Logger: log, Version: version.String(), CheckRequest: roots.Guard()}
 			if debug {
 				opts.SDKLogger = log
 			}

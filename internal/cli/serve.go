@@ -12,10 +12,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hearthvm/hearth/internal/agent"
 	"github.com/hearthvm/hearth/internal/errdefs"
 	"github.com/hearthvm/hearth/internal/hostpath"
 	"github.com/hearthvm/hearth/internal/httpapi"
+	"github.com/hearthvm/hearth/internal/version"
 	"github.com/spf13/cobra"
 )
 
@@ -66,7 +66,7 @@ without one, those requests fail.`,
 			if err != nil {
 				return err
 			}
-			h := httpapi.New(httpapi.FromClient(c), httpapi.Options{Version: agent.Version, Log: log, CheckRequest: roots.Guard()})
+			h := httpapi.New(httpapi.FromClient(c), httpapi.Options{Version: version.String(), Log: log, CheckRequest: roots.Guard()})
 			var lns []net.Listener
 			var srvs []*http.Server
 			if socket != "" || listen == "" {

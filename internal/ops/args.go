@@ -233,6 +233,9 @@ var ArgDocs = map[string]string{
 	"exclude":               "Leave out paths matching these gitignore-syntax patterns, e.g. [\"__pycache__/\", \"*.log\", \"/build\"].",
 	"max_patch_bytes":       "Largest file (and patch) shown as a patch, in bytes; larger ones keep their status and sizes with patch_omitted saying why.",
 	"max_total_patch_bytes": "Patch text of the whole result at most this many bytes; later files keep their line counts with patch_omitted \"diff too large\".",
+	"keep_last":             "Keep the output of the last N commands.",
+	"older_than_ms":         "Prune only commands started longer ago than this many milliseconds.",
+	"max_bytes":             "Stop once the whole log takes at most this much, like \"1G\" (default: prune every command selected).",
 	"preserve_mode":         "Keep setuid, setgid, sticky and world-writable bits (dropped by default).",
 }
 

@@ -141,6 +141,28 @@ var All = []Op{
 		}),
 	},
 	{
+		Name: "workspace_logs_prune", Summary: "Remove finished commands' kept output",
+		Guide: "Removes the output the host keeps of finished commands, oldest first: all of it, or as keep_last, older_than_ms and max_bytes select. " +
+			"Their entries stay in the log, marked pruned. Running commands are never pruned. The log also prunes itself past its quota (about 1 GiB).",
+		CLI: "workspace logs --prune", Go: "Workspace.PruneLogs", Python: "Workspace.logs_prune", Method: "POST", Path: "/v1/workspaces/{workspace}/logs/prune",
+		Request: api.LogsPruneRequest{}, Result: api.LogsPruneResult{}, Destructive: true, Idempotent: true,
+		local: bind(func(ctx context.Context, m *m, r api.LogsPruneRequest, _ IO) (*api.LogsPruneResult, error) {
+			o := workspace.PruneLogsOptions{KeepLast: r.KeepLast, OlderThan: ms(r.OlderThanMS)}
+			if r.MaxBytes != "" {
+				n, err := ParseSize(r.MaxBytes)
+				if err != nil {
+					return nil, errdefs.Arg("max_bytes", "%v", err)
+				}
+				o.MaxBytes = n
+			}
+			res, err := m.PruneLogs(ctx, r.Workspace, o)
+			if err != nil {
+				return nil, err
+			}
+			return &api.LogsPruneResult{Pruned: nonNil(res.Pruned), FreedBytes: res.FreedBytes, LogBytes: res.LogBytes, QuotaBytes: res.QuotaBytes}, nil
+		}),
+	},
+	{
 		Name: "workspace_sync_push", Summary: "Push a host directory into the workspace",
 		Guide: "Copies the files of a host directory that are new or changed into the guest (unchanged ones do not cross). The baseline is not changed, so workspace_diff then shows them as changes.",
 		CLI:   "workspace sync push", Go: "Workspace.SyncPush", Python: "Workspace.sync_push", Method: "POST", Path: "/v1/workspaces/{workspace}/sync",

@@ -447,6 +447,13 @@ class Workspace:
         """The command log (the last ``tail`` entries)."""
         return [Command.from_dict(d) for d in self.client._call("GET", self._p("logs"), query={"tail": tail})["commands"]]
 
+    def logs_prune(self, keep_last: Optional[int] = None, older_than_ms: Optional[int] = None,
+                   max_bytes: Optional[str] = None) -> Dict[str, Any]:
+        """Removes finished commands' kept output, oldest first (all, or as selected);
+        their entries stay, marked pruned. Returns pruned ids and byte counts."""
+        body = _clean({"keep_last": keep_last, "older_than_ms": older_than_ms, "max_bytes": max_bytes})
+        return self.client._call("POST", self._p("logs", "prune"), body=body)
+
     def sync_push(self, source: str, dest: Optional[str] = None, delete: bool = False,
                   exclude: Optional[Iterable[str]] = None) -> SyncResult:
         """Pushes newer files of a host directory into the workspace (default /workspace).
