@@ -106,8 +106,9 @@ type Command struct {
 	// Detached is true for commands started with detach or yield, which
 	// the workspace's supervisor runs.
 	Detached bool `json:"detached,omitempty"`
-	// HostPID is the host process that runs a foreground command; if it
-	// dies while the command runs, the command is reported lost.
+	// HostPID is the host process that runs the command: the caller of a
+	// foreground command, the workspace's supervisor for a detached one.
+	// If it dies while the command runs, the command is reported lost.
 	HostPID     int   `json:"host_pid,omitempty"`
 	StdoutBytes int64 `json:"stdout_bytes"`
 	StderrBytes int64 `json:"stderr_bytes"`

@@ -214,7 +214,8 @@ func (m *Manager) execDetached(ctx context.Context, rec *record, o ExecOptions) 
 	if err != nil {
 		return nil, err
 	}
-	c := &api.Command{ID: id, Argv: o.Argv, Shell: o.Shell, Cwd: o.Cwd, StartedAt: time.Now().UTC(), Status: api.CommandRunning, Detached: true}
+	c := &api.Command{ID: id, Argv: o.Argv, Shell: o.Shell, Cwd: o.Cwd, StartedAt: time.Now().UTC(), Status: api.CommandRunning, Detached: true,
+		HostPID: m.supervisorPID(rec.ID)}
 	if err := log.append(c); err != nil {
 		return nil, err
 	}
@@ -251,7 +252,7 @@ func (m *Manager) commandResult(rec *record, id string, capture bool) (*api.Exec
 	res := &api.ExecResult{CommandID: id, Status: api.StatusFinished, Reason: c.Reason, Signal: c.Signal, DurationMS: c.DurationMS}
 	switch c.Status {
 	case api.CommandRunning:
-		if m.vmState(rec.ID).state == api.StateRunning {
+		if m.vmState(rec.ID).state == api.StateRunning && !runnerGone(c) {
 			res.Status, res.Reason = api.StatusRunning, ""
 			res.DurationMS = time.Since(c.StartedAt).Milliseconds()
 		} else {

@@ -125,10 +125,11 @@ func (m *Manager) Exec(ctx context.Context, ref string, o ExecOptions) (*api.Exe
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	rec, err := m.resolve(ref)
+	rec, release, err := m.beginCall(ctx, ref, "exec")
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	c, err := m.client(rec)
 	if err != nil {
 		return nil, err
@@ -315,9 +316,11 @@ func (m *Manager) Logs(ctx context.Context, ref string, o LogsOptions) ([]api.Co
 		if c.Status != api.CommandRunning {
 			continue
 		}
-		// The VM stopped under it, or the host process that ran it in the
-		// foreground died (its guest process was killed with the stream).
-		if !vmUp || (!c.Detached && c.HostPID > 0 && !pidAlive(c.HostPID, "")) {
+		// The VM stopped under it, or the host process that ran it died:
+		// the caller of a foreground command (its guest process was killed
+		// with the stream), the supervisor of a detached one (the VM died
+		// with it; a VM running now is a later boot).
+		if !vmUp || runnerGone(c) {
 			c.Status = api.CommandLost
 		}
 	}

@@ -142,10 +142,11 @@ type DiffResult = fsdiff.Result
 // Its cost follows what changed: the guest lists metadata, and only files
 // whose metadata changed are hashed or read.
 func (m *Manager) Diff(ctx context.Context, ref string, o DiffOptions) (*DiffResult, error) {
-	rec, err := m.resolve(ref)
+	rec, release, err := m.beginCall(ctx, ref, "diff")
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	var filters []string
 	for _, p := range o.Paths {
 		gp, err := guestPath(p)
@@ -315,10 +316,11 @@ type ExportResult struct {
 // symlinks and are never written through; device nodes are skipped with a
 // warning. It touches no command log and no shell.
 func (m *Manager) Export(ctx context.Context, ref, guestSrc, hostDest string, o ExportOptions) (*ExportResult, error) {
-	rec, err := m.resolve(ref)
+	rec, release, err := m.beginCall(ctx, ref, "export")
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	gp, err := guestPath(guestSrc)
 	if err != nil {
 		return nil, err

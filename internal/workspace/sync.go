@@ -50,10 +50,11 @@ type hostEntry struct {
 // It changes the live tree, never the baseline, and touches no command log
 // and no shell.
 func (m *Manager) SyncPush(ctx context.Context, ref, src string, o SyncOptions) (*SyncResult, error) {
-	rec, err := m.resolve(ref)
+	rec, release, err := m.beginCall(ctx, ref, "sync push")
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	dest, err := guestPath(o.Dest)
 	if err != nil {
 		return nil, err
