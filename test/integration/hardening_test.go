@@ -424,7 +424,8 @@ func TestDeleteDuringCalls(t *testing.T) {
 	if !waitFor(time.Minute, func() bool {
 		ents, _ := os.ReadDir(holders)
 		for _, e := range ents {
-			if b, _ := os.ReadFile(filepath.Join(holders, e.Name())); bytes.Contains(b, []byte(`"op":"export"`)) {
+			var h struct{ Op string }
+			if b, err := os.ReadFile(filepath.Join(holders, e.Name())); err == nil && json.Unmarshal(b, &h) == nil && h.Op == "export" {
 				return true
 			}
 		}
