@@ -518,14 +518,22 @@ func TestKillNineOrphans(t *testing.T) {
 	createTime := time.Since(t0)
 	sh(t, base, "head -c 64M /dev/zero > /workspace/big")
 	dests := t.TempDir()
+	t0 = time.Now()
+	if _, err := base.Export(context.Background(), "/workspace/big", filepath.Join(dests, "timing"), hearth.ExportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	exportTime := time.Since(t0)
 	type run struct {
-		kind  string
-		delay time.Duration
-		left  string
+		kind    string
+		delay   time.Duration
+		killed  bool
+		orphans int
+		left    string
 	}
 	var runs []run
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 10))
 	began := time.Now()
+	total, killed := 0, 0
 	for i := range 20 {
 		var args []string
 		var maxDelay time.Duration
@@ -533,13 +541,13 @@ func TestKillNineOrphans(t *testing.T) {
 		name := fmt.Sprintf("%s-c%02d", tag, i)
 		switch kind {
 		case "create":
-			args, maxDelay = []string{"workspace", "create", "--name", name, "--memory", "512"}, createTime+createTime/4
+			args, maxDelay = []string{"workspace", "create", "--name", name, "--memory", "512"}, createTime
 		case "exec":
 			args, maxDelay = []string{"workspace", "exec", base.Info.ID, "--", "sh", "-c", "head -c 1M /dev/zero; sleep 5"}, 4*time.Second
 		case "export":
-			args, maxDelay = []string{"workspace", "export", base.Info.ID, "/workspace/big", filepath.Join(dests, name)}, 4*time.Second
+			args, maxDelay = []string{"workspace", "export", base.Info.ID, "/workspace/big", filepath.Join(dests, name)}, exportTime/2
 		}
-		delay := time.Duration(rng.Int64N(int64(maxDelay)))
+		r := run{kind: kind, delay: time.Duration(rng.Int64N(int64(maxDelay)))}
 		cmd := exec.Command(env.Bin, args...)
 		cmd.Env = env.Environ()
 		if err := cmd.Start(); err != nil {
@@ -549,16 +557,30 @@ func TestKillNineOrphans(t *testing.T) {
 		go func() { cmd.Wait(); close(exited) }()
 		select {
 		case <-exited:
-		case <-time.After(delay):
+		case <-time.After(r.delay):
 			cmd.Process.Signal(syscall.SIGKILL)
+			// Every other create also loses its supervisor at that moment.
+			if kind == "create" && i%2 == 1 {
+				if id := idByName(name); id != "" {
+					if st, err := supervisor.ReadStatus(filepath.Join(wsDir(id), "run")); err == nil {
+						if sent, _ := proc.Kill(st.Supervisor(), syscall.SIGKILL); sent {
+							r.kind = "create+supervisor"
+						}
+					}
+				}
+			}
 			<-exited
+			r.killed = true
+			killed++
 		}
-		r := run{kind: kind, delay: delay}
+		_, lost := orphans(tag)
+		r.orphans = len(lost)
+		total += len(lost)
 		if kind == "create" {
 			if w, res := showJSON(t, name); res.code == 0 {
-				r.left = fmt.Sprintf("%s %s", w.State, w.Error)
+				r.left = fmt.Sprintf("left: %s %.40s", w.State, w.Error)
 			} else {
-				r.left = "no workspace"
+				r.left = "left: no workspace"
 			}
 			if d := env.Hearth(nil, "workspace", "delete", "--force", name); d.Code != 0 && d.Code != 3 {
 				t.Errorf("delete after a killed create: %s", d.Stderr)
@@ -567,12 +589,23 @@ func TestKillNineOrphans(t *testing.T) {
 		runs = append(runs, r)
 	}
 	all, lost := orphans(tag)
-	for i, r := range runs {
-		t.Logf("run %2d: %-6s killed after %5s  %s", i+1, r.kind, r.delay.Round(time.Millisecond), r.left)
+	total += len(lost)
+	ents, _ := os.ReadDir(dests)
+	var leftovers []string
+	for _, e := range ents {
+		leftovers = append(leftovers, e.Name())
 	}
-	t.Logf("20 kill -9 runs in %s (create takes %s): %d VMMs of this test running (the base workspace's), %d orphans",
-		time.Since(began).Round(time.Second), createTime.Round(time.Second), len(all), len(lost))
-	if len(lost) != 0 {
+	t.Logf("export destinations after the runs: %v", leftovers)
+	for i, r := range runs {
+		how := "finished first"
+		if r.killed {
+			how = "killed"
+		}
+		t.Logf("run %2d: %-17s %-14s after %6s  orphans %d  %s", i+1, r.kind, how, r.delay.Round(time.Millisecond), r.orphans, r.left)
+	}
+	t.Logf("20 runs (%d killed mid-way) in %s; create %s, export of 64 MiB %s; orphan VMMs: %d after the runs, %d summed over runs; VMMs of this test left: %d (the base workspace's)",
+		killed, time.Since(began).Round(time.Second), createTime.Round(100*time.Millisecond), exportTime.Round(100*time.Millisecond), len(lost), total, len(all))
+	if total != 0 {
 		t.Fatalf("orphan VMMs: %+v", lost)
 	}
 	if len(all) != 1 {
@@ -580,5 +613,8 @@ func TestKillNineOrphans(t *testing.T) {
 	}
 	if r := sh(t, base, "echo still"); r.Stdout != "still\n" {
 		t.Fatalf("base workspace after the runs: %+v", r)
+	}
+	if killed < 14 {
+		t.Errorf("only %d of 20 runs were killed mid-way (the others finished first): the delays do not fit the machine", killed)
 	}
 }
