@@ -121,10 +121,11 @@ func (m *Manager) Exec(ctx context.Context, ref string, o ExecOptions) (*api.Exe
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	rec, err := m.resolve(ref)
+	rec, release, err := m.beginCall(ctx, ref, "exec")
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	c, err := m.client(rec)
 	if err != nil {
 		return nil, err

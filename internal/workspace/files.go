@@ -265,10 +265,11 @@ type DiffResult = fsdiff.Result
 // are made, within MaxPatchBytes each, and the result holds at most
 // MaxTotalPatchBytes of patches.
 func (m *Manager) Diff(ctx context.Context, ref string, o DiffOptions) (*DiffResult, error) {
-	rec, err := m.resolve(ref)
+	rec, release, err := m.beginCall(ctx, ref, "diff")
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	if o.MaxPatchBytes < 0 || o.MaxTotalPatchBytes < 0 {
 		return nil, fmt.Errorf("max_patch_bytes and max_total_patch_bytes must not be negative (0 means the default): %w", errdefs.ErrInvalidArgument)
 	}
@@ -418,10 +419,11 @@ type ExportResult = api.ExportResult
 // warning; setuid, setgid, sticky and world-write bits are dropped unless
 // PreserveMode. It touches no command log and no shell.
 func (m *Manager) Export(ctx context.Context, ref, guestSrc, hostDest string, o ExportOptions) (*ExportResult, error) {
-	rec, err := m.resolve(ref)
+	rec, release, err := m.beginCall(ctx, ref, "export")
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	gp, err := guestPath(guestSrc)
 	if err != nil {
 		return nil, err

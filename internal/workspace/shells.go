@@ -37,12 +37,19 @@ func shellInfo(s *guestproto.ShellInfo) *api.Shell {
 	return &api.Shell{ID: s.ID, State: s.State, ExitCode: s.ExitCode, Cols: s.Cols, Rows: s.Rows, Cwd: s.Cwd, CreatedAt: s.CreatedAt, OutputBytes: s.OutputBytes}
 }
 
-func (m *Manager) shellClient(ref string) (*guest.Client, error) {
-	rec, err := m.resolve(ref)
+// shellClient takes a call's shared lock on the workspace (release it
+// when the call ends) and returns its agent client.
+func (m *Manager) shellClient(ctx context.Context, ref string) (*guest.Client, func(), error) {
+	rec, release, err := m.beginCall(ctx, ref, "shell")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return m.client(rec)
+	c, err := m.client(rec)
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	return c, release, nil
 }
 
 func checkSize(cols, rows int) error {
@@ -58,10 +65,11 @@ func (m *Manager) ShellOpen(ctx context.Context, ref string, o ShellOpenOptions)
 	if err := checkSize(o.Cols, o.Rows); err != nil {
 		return nil, err
 	}
-	c, err := m.shellClient(ref)
+	c, release, err := m.shellClient(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	s, err := c.ShellOpen(ctx, &guestproto.ShellRequest{Cwd: o.Cwd, Env: o.Env, Cols: o.Cols, Rows: o.Rows})
 	if err != nil {
 		return nil, err
@@ -71,10 +79,11 @@ func (m *Manager) ShellOpen(ctx context.Context, ref string, o ShellOpenOptions)
 
 // ShellWrite sends bytes to a shell exactly as given.
 func (m *Manager) ShellWrite(ctx context.Context, ref, id string, data []byte) (*api.Shell, error) {
-	c, err := m.shellClient(ref)
+	c, release, err := m.shellClient(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	s, err := c.ShellWrite(ctx, id, data)
 	if err != nil {
 		return nil, err
@@ -90,10 +99,11 @@ func (m *Manager) ShellRead(ctx context.Context, ref, id string, o ShellReadOpti
 	if o.Cursor != nil && *o.Cursor < 0 {
 		return nil, fmt.Errorf("cursor %d: want 0 or more: %w", *o.Cursor, errdefs.ErrInvalidArgument)
 	}
-	c, err := m.shellClient(ref)
+	c, release, err := m.shellClient(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	r, err := c.ShellRead(ctx, id, o.Cursor, o.Wait)
 	if err != nil {
 		return nil, err
@@ -115,10 +125,11 @@ func (m *Manager) ShellResize(ctx context.Context, ref, id string, cols, rows in
 	if err := checkSize(cols, rows); err != nil {
 		return nil, err
 	}
-	c, err := m.shellClient(ref)
+	c, release, err := m.shellClient(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	s, err := c.ShellResize(ctx, id, cols, rows)
 	if err != nil {
 		return nil, err
@@ -129,10 +140,11 @@ func (m *Manager) ShellResize(ctx context.Context, ref, id string, cols, rows in
 // ShellSignal sends INT, TERM, KILL or HUP (and a few more) to the shell's
 // foreground process group.
 func (m *Manager) ShellSignal(ctx context.Context, ref, id, signal string) (*api.Shell, error) {
-	c, err := m.shellClient(ref)
+	c, release, err := m.shellClient(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	s, err := c.ShellSignal(ctx, id, strings.ToUpper(signal))
 	if err != nil {
 		return nil, err
@@ -142,10 +154,11 @@ func (m *Manager) ShellSignal(ctx context.Context, ref, id, signal string) (*api
 
 // ShellClose ends a shell session and frees it.
 func (m *Manager) ShellClose(ctx context.Context, ref, id string) (*api.Shell, error) {
-	c, err := m.shellClient(ref)
+	c, release, err := m.shellClient(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	s, err := c.ShellClose(ctx, id)
 	if err != nil {
 		return nil, err
@@ -155,10 +168,11 @@ func (m *Manager) ShellClose(ctx context.Context, ref, id string) (*api.Shell, e
 
 // ShellList lists a workspace's shell sessions.
 func (m *Manager) ShellList(ctx context.Context, ref string) ([]api.Shell, error) {
-	c, err := m.shellClient(ref)
+	c, release, err := m.shellClient(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	ss, err := c.ShellList(ctx)
 	if err != nil {
 		return nil, err
@@ -173,9 +187,10 @@ func (m *Manager) ShellList(ctx context.Context, ref string) ([]api.Shell, error
 // ShellAttach connects a terminal to a shell until the shell exits or
 // stdin ends (detach); the shell keeps running after a detach.
 func (m *Manager) ShellAttach(ctx context.Context, ref, id string, stdin io.Reader, stdout io.Writer, resize <-chan [2]int) error {
-	c, err := m.shellClient(ref)
+	c, release, err := m.shellClient(ctx, ref)
 	if err != nil {
 		return err
 	}
+	defer release()
 	return c.ShellAttach(ctx, id, stdin, stdout, resize)
 }

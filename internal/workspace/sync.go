@@ -39,10 +39,11 @@ type SyncResult = api.SyncResult
 // sent, unless excluded, and hard links stay hard links. It changes the
 // live tree, never the baseline, and touches no command log and no shell.
 func (m *Manager) SyncPush(ctx context.Context, ref, src string, o SyncOptions) (*SyncResult, error) {
-	rec, err := m.resolve(ref)
+	rec, release, err := m.beginCall(ctx, ref, "sync push")
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	dest, err := guestPath(o.Dest)
 	if err != nil {
 		return nil, err

@@ -46,7 +46,7 @@ func hostUse(t *testing.T, dir string) int64 {
 	return n
 }
 
-func wsDir(ws *hearth.Workspace) string {
+func wsDirOf(ws *hearth.Workspace) string {
 	return filepath.Join(home.Workspaces(env.Home), ws.Info.ID)
 }
 
@@ -56,7 +56,7 @@ func wsDir(ws *hearth.Workspace) string {
 func TestGuestPrintsOneGiB(t *testing.T) {
 	c := sdk(t)
 	ws := newWorkspace(t, c, hearth.CreateOptions{})
-	dir := wsDir(ws)
+	dir := wsDirOf(ws)
 	before := hostUse(t, dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
@@ -129,7 +129,7 @@ func TestDetachedCap(t *testing.T) {
 	if e := cmds[0]; e.StdoutBytes != 10_000_000 || e.StdoutDroppedBytes != 10_000_000-1<<20 || e.StderrDroppedBytes != 0 || !e.Detached {
 		t.Errorf("log entry: %+v", e)
 	}
-	if st, err := os.Stat(filepath.Join(wsDir(ws), "logs", r.CommandID+".stdout")); err != nil || st.Size() != 1<<20 {
+	if st, err := os.Stat(filepath.Join(wsDirOf(ws), "logs", r.CommandID+".stdout")); err != nil || st.Size() != 1<<20 {
 		t.Errorf("kept output: %v, want %d bytes", err, 1<<20)
 	}
 
@@ -194,7 +194,7 @@ func TestSupervisorKilledDetachedLost(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	run := filepath.Join(wsDir(ws), "run")
+	run := filepath.Join(wsDirOf(ws), "run")
 	st, err := supervisor.ReadStatus(run)
 	if err != nil {
 		t.Fatal(err)
