@@ -91,8 +91,12 @@ type ExecRequest struct {
 // LogsRequest is the request of `workspace_logs`.
 type LogsRequest struct {
 	Workspace string `json:"workspace" path:"true" cli:"arg"`
-	// Tail keeps only the last N commands (0: all).
+	// Tail keeps only the last N commands (0: all), before paging.
 	Tail int `json:"tail,omitempty"`
+	// Offset and Limit page through the (tailed) list: at most Limit
+	// entries from Offset; the result's next_offset continues.
+	Offset int `json:"offset,omitempty" cli:"-"`
+	Limit  int `json:"limit,omitempty" default:"1000" max:"10000" cli:"-"`
 }
 
 // LogsPruneRequest is the request of `workspace_logs_prune`.
