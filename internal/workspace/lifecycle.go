@@ -652,12 +652,3 @@ func (m *Manager) client(rec *record) (*guest.Client, error) {
 	}
 	return &guest.Client{Socket: vs.status.AgentSocket}, nil
 }
-
-// supervisorPID is the pid of workspace id's supervisor (0 if none).
-func (m *Manager) supervisorPID(id string) int {
-	st, err := supervisor.ReadStatus(m.runDir(id))
-	if err != nil {
-		return 0
-	}
-	return st.SupervisorPID
-}
