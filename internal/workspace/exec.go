@@ -278,7 +278,7 @@ func (m *Manager) PruneLogs(ctx context.Context, ref string, o PruneLogsOptions)
 func (m *Manager) command(rec *record, id string) (*api.Command, error) {
 	c, err := m.commandLog(rec.ID).Get(id)
 	if errors.Is(err, errdefs.ErrNotFound) {
-		return nil, fmt.Errorf("no command %q in the log of %s: see `hearth workspace logs %s`: %w", id, rec.Name, rec.Name, errdefs.ErrNotFound)
+		return nil, fmt.Errorf("no command %q in the log of %s (workspace_logs lists them): %w", id, rec.Name, errdefs.ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("command log of %s: %w", rec.Name, err)

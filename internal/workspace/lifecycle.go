@@ -469,7 +469,7 @@ func (m *Manager) Start(ctx context.Context, ref string) (*api.Workspace, error)
 	defer l.release()
 	rec := l.rec
 	if !rec.Ready {
-		return nil, fmt.Errorf("workspace %s: its create did not finish, so it has no baseline: delete it with `hearth workspace delete --force %s` and create it again: %w", rec.Name, rec.ID, errdefs.ErrFailedPrecondition)
+		return nil, fmt.Errorf("workspace %s: its create did not finish, so it has no baseline: delete it (with force) and create it again: %w", rec.Name, errdefs.ErrFailedPrecondition)
 	}
 	vs := m.vmState(rec.ID)
 	if vs.state == api.StateRunning {
@@ -648,7 +648,7 @@ func (m *Manager) Delete(ctx context.Context, ref string, force bool) (*api.Work
 func (m *Manager) client(rec *record) (*guest.Client, error) {
 	vs := m.vmState(rec.ID)
 	if vs.state != api.StateRunning {
-		return nil, fmt.Errorf("workspace %s is %s: start it with `hearth workspace start %s`: %w", rec.Name, vs.state, rec.Name, errdefs.ErrFailedPrecondition)
+		return nil, fmt.Errorf("workspace %s is %s: start it first: %w", rec.Name, vs.state, errdefs.ErrFailedPrecondition)
 	}
 	return &guest.Client{Socket: vs.status.AgentSocket}, nil
 }

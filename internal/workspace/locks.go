@@ -229,7 +229,7 @@ func (m *Manager) beginCall(ctx context.Context, ref, op string) (*record, func(
 	}
 	if !rec.Ready {
 		u.release()
-		return nil, nil, fmt.Errorf("workspace %s: its create did not finish: delete it with `hearth workspace delete --force %s` and create it again: %w", rec.Name, rec.ID, errdefs.ErrFailedPrecondition)
+		return nil, nil, fmt.Errorf("workspace %s: its create did not finish: delete it (with force) and create it again: %w", rec.Name, errdefs.ErrFailedPrecondition)
 	}
 	u.drop = m.addHolder(rec.ID, holdCall, op)
 	return rec, u.release, nil
@@ -308,7 +308,7 @@ func (l *lifecycleLock) drain(ctx context.Context, preempt func()) error {
 				return fmt.Errorf("%s %s: the VM is stopped but calls still hold the workspace after %s: %s: try again: %w",
 					l.op, rec.Name, m.busyWait, m.holdersText(rec.ID, holdCall), errdefs.ErrConflict)
 			}
-			return fmt.Errorf("%s %s: calls are in flight: %s (waited %s): wait for them to finish, or use --force, which ends them by stopping the VM: %w",
+			return fmt.Errorf("%s %s: calls are in flight: %s (waited %s): wait for them to finish, or use force, which ends them by stopping the VM: %w",
 				l.op, rec.Name, m.holdersText(rec.ID, holdCall), m.busyWait, errdefs.ErrConflict)
 		}
 		return waitErr(err, fmt.Sprintf("%s %s: waiting for calls in flight (%s)", l.op, rec.Name, m.holdersText(rec.ID, holdCall)))

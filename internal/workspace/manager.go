@@ -223,7 +223,7 @@ func (m *Manager) records() ([]*record, error) {
 // resolve finds a workspace by id or unique name.
 func (m *Manager) resolve(ref string) (*record, error) {
 	if ref == "" {
-		return nil, fmt.Errorf("no workspace given: pass a workspace id or name (see `hearth workspace list`): %w", errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("no workspace given: pass a workspace id or name (workspace_list lists them): %w", errdefs.ErrInvalidArgument)
 	}
 	if idRE.MatchString(ref) {
 		if r, err := m.readRecord(ref); err == nil {
@@ -242,7 +242,7 @@ func (m *Manager) resolve(ref string) (*record, error) {
 	}
 	switch len(match) {
 	case 0:
-		return nil, fmt.Errorf("no workspace named %q: see `hearth workspace list`: %w", ref, errdefs.ErrNotFound)
+		return nil, fmt.Errorf("no workspace named %q (workspace_list lists them): %w", ref, errdefs.ErrNotFound)
 	case 1:
 		return match[0], nil
 	}
