@@ -173,7 +173,7 @@ func (m *Manager) vmState(id string) vmState {
 	case vmmAlive && !supAlive:
 		// Only a VMM started before VMMs died with their supervisor.
 		return vmState{state: api.StateError, status: st, lastExit: "supervisor died",
-			err: fmt.Sprintf("the VM's supervisor (pid %d) died while the VMM (pid %d) runs: `hearth workspace stop %s` cleans up", st.SupervisorPID, st.VMMPID, id)}
+			err: fmt.Sprintf("the VM's supervisor (pid %d) died while the VMM (pid %d) runs: stopping the workspace cleans up", st.SupervisorPID, st.VMMPID)}
 	case !supAlive:
 		// The supervisor went without recording an exit (kill -9, OOM):
 		// its VMM died with it (parent-death signal).
@@ -182,27 +182,6 @@ func (m *Manager) vmState(id string) vmState {
 	default:
 		return vmState{state: api.StateStopped, status: st, lastExit: "VMM gone without a recorded exit (killed)"}
 	}
-}
-
-// runnerGone reports whether the host process that ran a command still
-// recorded as running is gone: a command is lost then. HostPID is the
-// calling process of a foreground command and the supervisor of a
-// detached one; a live process that started after the command did is not
-// its runner (the pid was reused).
-func runnerGone(c *api.Command) bool {
-	if c.HostPID <= 0 {
-		return false
-	}
-	at, err := proc.StartedAt(c.HostPID)
-	if err != nil {
-		return true
-	}
-	st, err := proc.ReadStat(c.HostPID)
-	if err != nil || st.State == 'Z' {
-		return true
-	}
-	// StartedAt has the precision of the boot time (1 s).
-	return at.After(c.StartedAt.Add(2 * time.Second))
 }
 
 // List returns every workspace.

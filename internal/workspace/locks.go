@@ -25,7 +25,7 @@ package workspace
 //   - stop and start then refuse (ErrConflict naming the calls: a
 //     foreground exec may run for hours, and a stop does not end someone
 //     else's work unasked);
-//   - stop with Force and delete --force end them instead: they stop the
+//   - stop and delete with force end them instead: they stop the
 //     VM first (the calls fail, their guest processes gone), wait for the
 //     calls to unwind, and only then go on, so an export that was running
 //     fails and rolls its destination back before any file of the

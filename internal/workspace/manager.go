@@ -296,7 +296,7 @@ func (m *Manager) info(r *record) *api.Workspace {
 			}
 		} else {
 			w.State = api.StateError
-			w.Error = "create did not finish (interrupted): delete this workspace with `hearth workspace delete --force " + r.ID + "`, or create it again with the same name, which replaces it"
+			w.Error = "create did not finish (interrupted): delete this workspace (with force), or create it again with the same name, which replaces it"
 		}
 	}
 	return w
