@@ -33,7 +33,9 @@ type ExecOptions struct {
 	Stdin io.Reader
 	// Stdout and Stderr receive the output as it arrives (may be nil).
 	Stdout, Stderr io.Writer
-	// Capture keeps up to api.OutputLimit bytes of each stream in the result.
+	// Capture keeps up to api.OutputLimit bytes of each stream in the
+	// result. The Go SDK and every other surface always set it (the
+	// contract returns output); the field stays for compatibility.
 	Capture bool
 	// Detach starts the command and returns at once with status "running"
 	// and its command id; the workspace's supervisor keeps it running and
