@@ -413,9 +413,11 @@ class Workspace:
         """Boots a stopped workspace (no-op when running)."""
         return self._keep(self.client._call("POST", self._p("start")))
 
-    def stop(self) -> WorkspaceInfo:
-        """Shuts the workspace down cleanly (no-op when stopped)."""
-        return self._keep(self.client._call("POST", self._p("stop")))
+    def stop(self, force: bool = False) -> WorkspaceInfo:
+        """Shuts the workspace down cleanly (no-op when stopped). It waits for
+        calls in flight (at most 30 s), then refuses naming them; ``force``
+        stops it anyway (they fail)."""
+        return self._keep(self.client._call("POST", self._p("stop"), body={"force": True} if force else None))
 
     def delete(self, force: bool = False) -> WorkspaceInfo:
         """Deletes the workspace and all its files; a running one only with force."""
