@@ -431,11 +431,9 @@ func (m *Manager) Reset(ctx context.Context, ref string, o ResetOptions) (*api.W
 		return nil, fmt.Errorf("reset %s to %s: %w", rec.Name, o.To, err)
 	}
 	defer os.Remove(next) // gone already once renamed
-	if running || m.vmState(rec.ID).state != api.StateStopped {
-		if err := m.stop(ctx, rec.ID); err != nil {
-			return nil, err
-		}
-	}
+	// The VM's disk is about to be replaced whole, so nothing on it needs
+	// flushing: the VM is killed, not shut down (a reset costs a boot, not
+	// a shutdown and a boot).
 	m.forceStop(rec.ID)
 	if err := os.Rename(next, disk); err != nil {
 		return nil, fmt.Errorf("reset %s: swap the disk: %w", rec.Name, err)

@@ -260,3 +260,81 @@ func TestFork(t *testing.T) {
 		t.Fatalf("fork after its parent's delete: %q", got)
 	}
 }
+
+// killAfter starts the hearth CLI with args and SIGKILLs it after d (if
+// it is still running); it reports whether the kill came before the end.
+func killAfter(t *testing.T, d time.Duration, args ...string) bool {
+	t.Helper()
+	cmd := exec.Command(env.Bin, args...)
+	cmd.Env = env.Environ()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+		return false
+	case <-time.After(d):
+		cmd.Process.Kill()
+		<-done
+		return true
+	}
+}
+
+// TestSnapshotKill9: a CLI killed mid-snapshot leaves no snapshot or a
+// whole one, and never a frozen guest; killed mid-reset it leaves the old
+// disk or the new one, and the workspace works afterwards.
+func TestSnapshotKill9(t *testing.T) {
+	c := sdk(t)
+	ctx := context.Background()
+	ws := newWorkspace(t, c, hearth.CreateOptions{Name: uniq("snapk")})
+	out(t, ws, `echo old > /workspace/state && head -c 20000000 /dev/urandom > /workspace/blob`)
+	snapshot(t, ws, "s1")
+	out(t, ws, `echo new > /workspace/state`)
+	for i, d := range []time.Duration{300 * time.Millisecond, 900 * time.Millisecond} {
+		name := fmt.Sprintf("k%d", i)
+		killed := killAfter(t, d, "workspace", "snapshot", "create", ws.Info.ID, name)
+		// The guest is not left frozen: a write goes through (the agent
+		// thaws when the killed CLI's stream closes).
+		wctx, cancel := context.WithTimeout(ctx, time.Minute)
+		r, err := ws.Exec(wctx, hearth.ExecOptions{Argv: []string{"sh", "-c", "echo w > /workspace/after-kill && sync"}})
+		cancel()
+		if err != nil || r.ExitCode != 0 {
+			t.Fatalf("write after a killed snapshot (killed %v): %v %+v", killed, err, r)
+		}
+		s, err := ws.SnapshotShow(ctx, name)
+		if err == nil {
+			disk := filepath.Join(env.Home, "workspaces", ws.Info.ID, "snapshots", name, "disk.ext4")
+			if fsck, err := exec.Command("e2fsck", "-fn", disk).CombinedOutput(); err != nil {
+				t.Fatalf("snapshot %s that survived a kill: e2fsck: %v\n%s", name, err, fsck)
+			}
+		} else if !errors.Is(err, hearth.ErrNotFound) {
+			t.Fatal(err)
+		}
+		t.Logf("snapshot killed after %v (before its end: %v): snapshot kept: %v", d, killed, s != nil)
+	}
+	for i, d := range []time.Duration{200 * time.Millisecond, 3 * time.Second} {
+		killed := killAfter(t, d, "workspace", "reset", ws.Info.ID, "--to", "s1", "--force")
+		if _, err := ws.Start(ctx); err != nil { // no-op when it is running
+			t.Fatalf("start after a reset killed after %v: %v", d, err)
+		}
+		got := out(t, ws, `cat /workspace/state`)
+		if got != "old" && got != "new" {
+			t.Fatalf("after a reset killed after %v: state %q", d, got)
+		}
+		t.Logf("reset %d killed after %v (before its end: %v): disk is the %s one", i, d, killed, got)
+		out(t, ws, `echo new > /workspace/state && sync`)
+	}
+	// Whatever the kills left is cleaned by the next operation.
+	snapshot(t, ws, "after")
+	l, err := ws.SnapshotList(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := filepath.Glob(filepath.Join(env.Home, "workspaces", ws.Info.ID, "snapshots", ".*"))
+	next, _ := filepath.Glob(filepath.Join(env.Home, "workspaces", ws.Info.ID, "*next*"))
+	if len(ents)+len(next) != 0 {
+		t.Fatalf("left behind: %v %v (snapshots %d)", ents, next, len(l.Snapshots))
+	}
+}
