@@ -15,7 +15,6 @@ import (
 	"github.com/hearthvm/hearth/api"
 )
 
-
 // out runs a script and returns its trimmed stdout, failing on a non-zero exit.
 func out(t *testing.T, ws *hearth.Workspace, script string) string {
 	t.Helper()
