@@ -318,11 +318,13 @@ func TestSnapshotKill9(t *testing.T) {
 		if _, err := ws.Start(ctx); err != nil { // no-op when it is running
 			t.Fatalf("start after a reset killed after %v: %v", d, err)
 		}
+		// "old" is the snapshot's content (the reset happened), "new" the
+		// disk's before the reset.
 		got := out(t, ws, `cat /workspace/state`)
 		if got != "old" && got != "new" {
 			t.Fatalf("after a reset killed after %v: state %q", d, got)
 		}
-		t.Logf("reset %d killed after %v (before its end: %v): disk is the %s one", i, d, killed, got)
+		t.Logf("reset %d killed after %v (before its end: %v): disk as after the reset: %v", i, d, killed, got == "old")
 		out(t, ws, `echo new > /workspace/state && sync`)
 	}
 	// Whatever the kills left is cleaned by the next operation.
