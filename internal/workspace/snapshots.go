@@ -200,7 +200,13 @@ type diskCopy struct {
 func (m *Manager) copyDisk(ctx context.Context, rec *record, dst string, mode os.FileMode) (*diskCopy, error) {
 	out := &diskCopy{}
 	var fr *guest.Frozen
-	if vs := m.vmState(rec.ID); vs.state == api.StateRunning {
+	vs := m.vmState(rec.ID)
+	if vs.state == api.StateError && vs.status != nil && vs.status.VMMPID > 0 && recordedAlive(vs.status.VMM(), m.dir(rec.ID)) {
+		// A VMM without its supervisor still writes the disk, and nothing
+		// can freeze it.
+		return nil, fmt.Errorf("workspace %s: %s: stop it first: %w", rec.Name, vs.err, errdefs.ErrFailedPrecondition)
+	}
+	if vs.state == api.StateRunning {
 		out.running = true
 		c := &guest.Client{Socket: vs.status.AgentSocket}
 		var err error
