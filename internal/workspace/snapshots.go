@@ -556,7 +556,15 @@ func (m *Manager) Fork(ctx context.Context, ref string, o ForkOptions) ([]api.Wo
 	if err != nil {
 		return nil, err
 	}
-	defer l.release()
+	// The parent is held only until the fork's source is in hand (a link
+	// to the snapshot's disk, or a consistent copy of the disk now), not
+	// through the forks' boots.
+	held := true
+	defer func() {
+		if held {
+			l.release()
+		}
+	}()
 	parent := l.rec
 	if !parent.Ready {
 		return nil, notReady(parent)
@@ -571,7 +579,16 @@ func (m *Manager) Fork(ctx context.Context, ref string, o ForkOptions) ([]api.Wo
 		}
 	}
 	m.cleanSnapshotTemps(parent.ID)
-	var src, origin string
+	m.cleanForkTemps()
+	// The source lives in a directory of this call, outside the parent's
+	// (whose temporaries the parent's next operation removes).
+	tmp := filepath.Join(m.wsRoot(), fmt.Sprintf(".fork-%d-%d", os.Getpid(), time.Now().UnixNano()))
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	src := filepath.Join(tmp, "disk.ext4")
+	var origin string
 	if o.From != "" {
 		s, err := m.findSnapshot(parent, o.From)
 		if err != nil {
@@ -580,21 +597,24 @@ func (m *Manager) Fork(ctx context.Context, ref string, o ForkOptions) ([]api.Wo
 		if s.Kind != api.SnapshotDisk {
 			return nil, fmt.Errorf("snapshot %q is a %s snapshot; this hearth forks disk snapshots only: %w", o.From, s.Kind, errdefs.ErrNotImplemented)
 		}
-		src, origin = filepath.Join(m.snapDir(parent.ID, o.From), "disk.ext4"), parent.ID+"/"+o.From
+		// A snapshot is never written: a link keeps it for this fork even
+		// if it is removed meanwhile.
+		if err := os.Link(filepath.Join(m.snapDir(parent.ID, o.From), "disk.ext4"), src); err != nil {
+			return nil, fmt.Errorf("fork %s: %w", parent.Name, err)
+		}
+		origin = parent.ID + "/" + o.From
 	} else {
 		// One consistent copy of the disk as it is now, which every fork
-		// copies; it goes when the fork is done.
-		tmp := m.snapDir(parent.ID, ".fork")
-		if err := os.MkdirAll(tmp, 0o700); err != nil {
-			return nil, err
-		}
-		defer os.RemoveAll(tmp)
-		src = filepath.Join(tmp, "disk.ext4")
+		// copies.
 		if _, err := m.copyDisk(ctx, parent, src, 0o400); err != nil {
 			return nil, fmt.Errorf("fork %s: %w", parent.Name, err)
 		}
 		origin = parent.ID + "/@" + time.Now().UTC().Format(time.RFC3339)
 	}
+	parentCopy := *parent
+	parent = &parentCopy
+	held = false
+	l.release()
 	var out []api.Workspace
 	for _, n := range names {
 		w, err := m.forkOne(ctx, parent, n, src, origin, o.Rebaseline)
@@ -701,6 +721,21 @@ func (m *Manager) forkOne(ctx context.Context, parent *record, name, src, origin
 		return nil, err
 	}
 	return m.info(rec), nil
+}
+
+// cleanForkTemps removes the source copies of fork calls whose process
+// is gone (killed mid-fork).
+func (m *Manager) cleanForkTemps() {
+	ents, _ := filepath.Glob(filepath.Join(m.wsRoot(), ".fork-*"))
+	for _, p := range ents {
+		var pid int
+		if _, err := fmt.Sscanf(filepath.Base(p), ".fork-%d-", &pid); err != nil || pid <= 0 {
+			continue
+		}
+		if pid != os.Getpid() && !pidAlive(pid, "") {
+			os.RemoveAll(p)
+		}
+	}
 }
 
 // inheritBaseline gives a fork its parent's diff baseline and baseline
