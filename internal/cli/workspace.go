@@ -65,6 +65,12 @@ func (g *globals) printWorkspace(w *api.Workspace) error {
 	if w.Seed != "" {
 		fmt.Fprintf(tw, "seed:\t%s\n", w.Seed)
 	}
+	if w.Snapshots > 0 {
+		fmt.Fprintf(tw, "snapshots:\t%d (%s on the host)\n", w.Snapshots, humanBytes(w.SnapshotBytes))
+	}
+	if w.Parent != "" {
+		fmt.Fprintf(tw, "parent:\t%s\n", w.Parent)
+	}
 	fmt.Fprintf(tw, "console:\t%s\n", w.ConsoleLog)
 	return tw.Flush()
 }

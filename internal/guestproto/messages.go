@@ -38,6 +38,8 @@ type Request struct {
 	Exec  *ExecRequest  `json:"exec,omitempty"`
 	Shell *ShellRequest `json:"shell,omitempty"`
 	Files *FilesRequest `json:"files,omitempty"`
+	// Freeze is the request of OpFreeze (see freeze.go).
+	Freeze *FreezeRequest `json:"freeze,omitempty"`
 }
 
 // Response is the last frame on every stream. Error is set when the
@@ -51,6 +53,7 @@ type Response struct {
 	ShellRead *ShellReadResult `json:"shell_read,omitempty"`
 	Files     *FilesResult     `json:"files,omitempty"`
 	Manifest  *Manifest        `json:"manifest,omitempty"`
+	Freeze    *FreezeResult    `json:"freeze,omitempty"`
 }
 
 // Control is a FrameJSON the host sends while an operation runs.

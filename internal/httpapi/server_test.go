@@ -73,6 +73,8 @@ func TestRoutesMatchOps(t *testing.T) {
 				body = `{"guest_path":"/workspace","host_dest":"/tmp/x"}`
 			case "shell_signal":
 				body = `{"signal":"INT"}`
+			case "snapshot_create", "workspace_fork":
+				body = `{"name":"n1"}`
 			}
 			code, b := do(t, srv, o.Method, path, body)
 			if code != http.StatusOK {
