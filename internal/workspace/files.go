@@ -33,10 +33,9 @@ func checkSeed(ctx context.Context, src string) error {
 		}
 		return fmt.Errorf("--seed %s: %w: %w", src, err, errdefs.ErrInvalidArgument)
 	}
-	if _, err := archive.CheckSeed(ctx, src); err != nil {
-		return fmt.Errorf("--seed %s: %w", src, err)
-	}
-	return nil
+	// The archive's errors already start with "seed SRC: ".
+	_, err := archive.CheckSeed(ctx, src)
+	return err
 }
 
 // seed copies a host directory or archive into /workspace.
