@@ -339,7 +339,20 @@ func (m *Manager) Diff(ctx context.Context, ref string, o DiffOptions) (*DiffRes
 		}
 		return b.buf, nil
 	}
-	return fsdiff.Build(ctx, changes, load, fsdiff.Options{NoPatch: o.NoPatch, MaxPatchBytes: o.MaxPatchBytes, MaxTotalPatchBytes: o.MaxTotalPatchBytes})
+	// Without patches, the guest counts the lines of added files itself,
+	// so their content does not cross.
+	count := func(ctx context.Context, side fsdiff.Side, p string, limit int64) (int, bool, error) {
+		if side == fsdiff.Old {
+			b, err := idx.ReadFile(p, limit)
+			if err != nil {
+				return 0, false, err
+			}
+			return fsdiff.CountLines(b), fsdiff.IsBinary(b), nil
+		}
+		n, binary, err := c.CountLines(ctx, WorkspaceRoot+"/"+p, limit)
+		return int(n), binary, err
+	}
+	return fsdiff.Build(ctx, changes, load, fsdiff.Options{NoPatch: o.NoPatch, MaxPatchBytes: o.MaxPatchBytes, MaxTotalPatchBytes: o.MaxTotalPatchBytes, Count: count})
 }
 
 // excludeEntries drops the manifest entries excl matches, in place.
