@@ -38,6 +38,9 @@ type Request struct {
 	Exec  *ExecRequest  `json:"exec,omitempty"`
 	Shell *ShellRequest `json:"shell,omitempty"`
 	Files *FilesRequest `json:"files,omitempty"`
+	// Service and Port: see services.go.
+	Service *ServiceRequest `json:"service,omitempty"`
+	Port    *PortRequest    `json:"port,omitempty"`
 }
 
 // Response is the last frame on every stream. Error is set when the
@@ -51,6 +54,10 @@ type Response struct {
 	ShellRead *ShellReadResult `json:"shell_read,omitempty"`
 	Files     *FilesResult     `json:"files,omitempty"`
 	Manifest  *Manifest        `json:"manifest,omitempty"`
+	// Services: see services.go.
+	Service     *ServiceInfo       `json:"service,omitempty"`
+	Services    []ServiceInfo      `json:"services,omitempty"`
+	ServiceWait *ServiceWaitResult `json:"service_wait,omitempty"`
 }
 
 // Control is a FrameJSON the host sends while an operation runs.
