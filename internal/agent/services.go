@@ -324,6 +324,7 @@ func (sv *service) spawn(r *svcRun) (*svcProc, *guestproto.ServiceExit) {
 	go sv.pump(p, pr)
 	sv.mu.Lock()
 	sv.proc = p
+	sv.tracker.started(p.started)
 	state := guestproto.ServiceStarting
 	if len(sv.probes) == 0 {
 		state = guestproto.ServiceReady

@@ -26,7 +26,8 @@ const (
 //
 //	port:N                        a LISTEN socket on TCP port N (v4 or v6) owned by the service
 //	http:[PORT]/PATH[=RANGES]     GET http://127.0.0.1:PORT/PATH answers a status in RANGES
-//	                              (default port 80, default 200-399; RANGES like 200,204,300-399,2xx)
+//	                              (default port 80, default 200-399; RANGES like 200,204,300-399,2xx,
+//	                              after the last '=')
 //	log:REGEX                     a line of the service's output matches REGEX (RE2 syntax)
 //	file:PATH                     PATH exists (relative to the service's cwd)
 //	cmd:SHELL COMMAND             /bin/sh -c COMMAND exits 0
@@ -243,7 +244,12 @@ func (p *Probe) parseHTTP(arg string) error {
 		}
 		p.Port = n
 	}
-	path, ranges, hasRanges := strings.Cut(arg[slash:], "=")
+	// The ranges follow the last '=' (a query string may hold others);
+	// a suffix of anything but digits, x, ',' and '-' belongs to the path.
+	path, ranges, hasRanges := arg[slash:], "", false
+	if i := strings.LastIndexByte(path, '='); i >= 0 && strings.Trim(path[i+1:], "0123456789xX,- ") == "" {
+		path, ranges, hasRanges = path[:i], path[i+1:], true
+	}
 	p.Path = path
 	if !hasRanges {
 		p.Status = []StatusRange{{200, 399}}
