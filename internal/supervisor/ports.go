@@ -164,12 +164,12 @@ type fwdPort struct {
 	done  chan struct{}
 }
 
-// NewForwarder returns a forwarder that dials the agent on agentSocket.
-func NewForwarder(agentSocket string, log *slog.Logger) *Forwarder {
+// NewForwarder returns a forwarder that reaches the guest through agent.
+func NewForwarder(agent *guest.Client, log *slog.Logger) *Forwarder {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Forwarder{agent: &guest.Client{Socket: agentSocket}, log: log, ports: map[string]*fwdPort{}}
+	return &Forwarder{agent: agent, log: log, ports: map[string]*fwdPort{}}
 }
 
 // Publish listens on p's host side and forwards to its guest port. It
@@ -190,14 +190,6 @@ func (f *Forwarder) Publish(p PortSpec) (PortStatus, error) {
 	go f.serve(fp)
 	f.log.Info("port published", "host", p.HostKey(), "guest_port", p.GuestPort)
 	return fp.status(), nil
-}
-
-// Record keeps a port that could not be published (its host port was
-// taken at boot), so that list shows why.
-func (f *Forwarder) Record(p PortSpec, err error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.ports[p.HostKey()] = &fwdPort{spec: p, err: err.Error()}
 }
 
 // Unpublish stops listening on hostKey (HOST_ADDR:HOST_PORT); open

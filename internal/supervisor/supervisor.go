@@ -276,7 +276,7 @@ func Run(ctx context.Context, dir string, ready io.WriteCloser, factory BackendF
 		}()
 	}
 	// Published ports: the workspace publishes them through ports.sock.
-	fwd := NewForwarder(m.AgentSocket(), log)
+	fwd := NewForwarder(&guest.Client{Socket: m.AgentSocket()}, log)
 	stopPorts, err := listenPorts(dir, fwd)
 	if err != nil {
 		m.Kill()
