@@ -85,7 +85,13 @@ type ExecResult struct {
 	StderrBytes     int64  `json:"stderr_bytes"`
 	StdoutTruncated bool   `json:"stdout_truncated"`
 	StderrTruncated bool   `json:"stderr_truncated"`
-	Message         string `json:"message,omitempty"`
+	// StdoutOffset and StderrOffset are the stream offsets of the first
+	// byte of Stdout and Stderr: 0 unless a surface kept a stream's end
+	// rather than its start (MCP does, to fit a model's context). The
+	// bytes themselves are always exact.
+	StdoutOffset int64  `json:"stdout_offset,omitempty"`
+	StderrOffset int64  `json:"stderr_offset,omitempty"`
+	Message      string `json:"message,omitempty"`
 }
 
 // OutputLimit bounds the output kept in an ExecResult per stream.

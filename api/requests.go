@@ -1,141 +1,213 @@
 package api
 
-// Requests of the JSON surfaces (HTTP API bodies and MCP tool arguments
-// share these shapes, so an operation takes the same arguments everywhere).
-// Durations are integer milliseconds (*_ms); sizes are bytes or strings
-// like "8G" where noted.
+// Requests: the arguments of every operation, one type per operation. HTTP
+// bodies and query strings, MCP tool arguments, the Python SDK's keywords
+// and the CLI's flags are all these fields under these names (the
+// operation table, internal/ops, checks every surface against them).
+//
+// Field tags beyond json:
+//   - default:"V" is the value an omitted (zero) field takes, on every
+//     surface. Durations are integer milliseconds (*_ms).
+//   - max:"N" is the largest value accepted (larger is invalid_argument).
+//   - cli:"NAME" is the CLI flag's name when it is not the JSON name in
+//     kebab case; cli:"arg" marks a positional argument, cli:"-" a field
+//     the CLI takes another way (it says how in its help).
+//   - path:"true" marks a field that is part of the HTTP path.
+//   - format:"size" marks a size like "8G" or "512M".
 
-// RunRequest is the body of `run`.
-type RunRequest struct {
-	Image     string `json:"image,omitempty"`
-	Backend   string `json:"backend,omitempty"`
-	CPUs      int    `json:"cpus,omitempty"`
-	MemoryMiB int    `json:"memory_mib,omitempty"`
-	ExecRequest
+// Signals are the signal names command_kill and shell_signal accept.
+var Signals = []string{"INT", "TERM", "KILL", "HUP", "QUIT", "USR1", "USR2", "TSTP", "CONT"}
+
+// CommandSpec is what to run: exactly one of Argv (run directly) or
+// Command (run by /bin/sh -c).
+type CommandSpec struct {
+	Argv    []string `json:"argv,omitempty" cli:"arg"`
+	Command string   `json:"command,omitempty" cli:"shell"`
+	Cwd     string   `json:"cwd,omitempty" default:"/workspace"`
+	// Env entries are "KEY=VALUE".
+	Env []string `json:"env,omitempty"`
+	// TimeoutMS kills the command's process group after this long (0: no
+	// limit).
+	TimeoutMS int64 `json:"timeout_ms,omitempty" cli:"timeout"`
+	// Stdin is the command's standard input as UTF-8 text; StdinBase64 the
+	// same for arbitrary bytes (give one). Without either it reads EOF.
+	Stdin       string `json:"stdin,omitempty" cli:"-"`
+	StdinBase64 string `json:"stdin_base64,omitempty" cli:"-"`
 }
 
-// CreateRequest is the body of `workspace_create`.
+// RunRequest is the request of `run`.
+type RunRequest struct {
+	Image     string `json:"image,omitempty" default:"debian-12"`
+	Backend   string `json:"backend,omitempty"`
+	CPUs      int    `json:"cpus,omitempty" default:"2" max:"32"`
+	MemoryMiB int    `json:"memory_mib,omitempty" default:"512" cli:"memory"`
+	CommandSpec
+}
+
+// CreateRequest is the request of `workspace_create`.
 type CreateRequest struct {
 	Name      string `json:"name,omitempty"`
-	Image     string `json:"image,omitempty"`
+	Image     string `json:"image,omitempty" default:"debian-12"`
 	Backend   string `json:"backend,omitempty"`
-	CPUs      int    `json:"cpus,omitempty"`
-	MemoryMiB int    `json:"memory_mib,omitempty"`
-	// DiskSize is like "8G" or "512M" (default 8G).
-	DiskSize string `json:"disk_size,omitempty"`
+	CPUs      int    `json:"cpus,omitempty" default:"2" max:"32"`
+	MemoryMiB int    `json:"memory_mib,omitempty" default:"1024" cli:"memory"`
+	// DiskSize is like "8G" or "512M".
+	DiskSize string `json:"disk_size,omitempty" default:"8G" format:"size"`
 	// Seed is a host path (directory or .tar/.tar.gz/.tgz/.zip) on the
 	// machine hearth runs on.
 	Seed string `json:"seed,omitempty"`
 }
 
-// ExecRequest is the body of `workspace_exec` (and part of `run`). Exactly
-// one of Argv (run directly) or Command (run by /bin/sh -c) is set.
+// ListRequest is the request of `workspace_list`.
+type ListRequest struct{}
+
+// WorkspaceRequest names a workspace: the request of operations that take
+// nothing else.
+type WorkspaceRequest struct {
+	Workspace string `json:"workspace" path:"true" cli:"arg"`
+}
+
+// DeleteRequest is the request of `workspace_delete`.
+type DeleteRequest struct {
+	Workspace string `json:"workspace" path:"true" cli:"arg"`
+	// Force deletes a running workspace too (it is killed).
+	Force bool `json:"force,omitempty"`
+}
+
+// ExecRequest is the request of `workspace_exec`.
 type ExecRequest struct {
-	Argv    []string `json:"argv,omitempty"`
-	Command string   `json:"command,omitempty"`
-	Cwd     string   `json:"cwd,omitempty"`
-	// Env entries are "KEY=VALUE".
-	Env       []string `json:"env,omitempty"`
-	TimeoutMS int64    `json:"timeout_ms,omitempty"`
-	// Stdin is given to the command as its standard input (UTF-8 text);
-	// without it the command reads EOF.
-	Stdin string `json:"stdin,omitempty"`
+	Workspace string `json:"workspace" path:"true" cli:"arg"`
+	CommandSpec
 	// YieldMS waits at most this long; a command still running then comes
 	// back with status "running" and keeps running (follow up with
-	// command_wait/command_read/command_kill). 0 waits until it ends
-	// (surfaces with call deadlines, like MCP, apply their own default).
-	YieldMS int64 `json:"yield_ms,omitempty"`
+	// command_wait/command_read/command_kill). 0 waits until it ends.
+	YieldMS int64 `json:"yield_ms,omitempty" cli:"yield"`
 	// Detach returns at once with status "running".
 	Detach bool `json:"detach,omitempty"`
 }
 
-// LogsRequest selects command log entries.
+// LogsRequest is the request of `workspace_logs`.
 type LogsRequest struct {
+	Workspace string `json:"workspace" path:"true" cli:"arg"`
+	// Tail keeps only the last N commands (0: all).
 	Tail int `json:"tail,omitempty"`
 }
 
-// SyncPushRequest is the body of `workspace_sync_push`.
+// SyncPushRequest is the request of `workspace_sync_push`.
 type SyncPushRequest struct {
+	Workspace string `json:"workspace" path:"true" cli:"arg"`
 	// Source is a host directory on the machine hearth runs on.
-	Source string `json:"source"`
-	Dest   string `json:"dest,omitempty"`
+	Source string `json:"source" cli:"arg"`
+	Dest   string `json:"dest,omitempty" default:"/workspace"`
 	Delete bool   `json:"delete,omitempty"`
 }
 
-// DiffRequest selects what `workspace_diff` reports.
+// DiffRequest is the request of `workspace_diff`.
 type DiffRequest struct {
-	Paths   []string `json:"paths,omitempty"`
-	NoPatch bool     `json:"no_patch,omitempty"`
+	Workspace string   `json:"workspace" path:"true" cli:"arg"`
+	Paths     []string `json:"paths,omitempty" cli:"arg"`
+	// NoPatch leaves patches out (the CLI's --stat and --name-only).
+	NoPatch bool `json:"no_patch,omitempty" cli:"-"`
 }
 
-// ExportRequest is the body of `workspace_export`.
+// ExportRequest is the request of `workspace_export`.
 type ExportRequest struct {
-	GuestPath string `json:"guest_path"`
+	Workspace string `json:"workspace" path:"true" cli:"arg"`
+	GuestPath string `json:"guest_path" cli:"arg"`
 	// HostDest is a host path on the machine hearth runs on.
-	HostDest string `json:"host_dest"`
+	HostDest string `json:"host_dest" cli:"arg"`
 	Archive  bool   `json:"archive,omitempty"`
-	Force    bool   `json:"force,omitempty"`
+	// Force replaces an existing non-empty destination, whole.
+	Force bool `json:"force,omitempty"`
 }
 
-// CommandWaitRequest waits for a command.
+// CommandWaitRequest is the request of `command_wait`.
 type CommandWaitRequest struct {
-	TimeoutMS int64 `json:"timeout_ms,omitempty"`
+	Workspace string `json:"workspace" path:"true" cli:"arg"`
+	CommandID string `json:"command_id" path:"true" cli:"arg"`
+	// TimeoutMS waits at most this long; status "running" means the
+	// command has not ended yet.
+	TimeoutMS int64 `json:"timeout_ms,omitempty" default:"30000" cli:"timeout"`
 }
 
-// CommandReadRequest reads command output.
+// CommandReadRequest is the request of `command_read`.
 type CommandReadRequest struct {
-	Stream string `json:"stream,omitempty"` // stdout (default) or stderr
-	Offset int64  `json:"offset,omitempty"`
-	Limit  int    `json:"limit,omitempty"` // default 64 KiB
+	Workspace string `json:"workspace" path:"true" cli:"arg"`
+	CommandID string `json:"command_id" path:"true" cli:"arg"`
+	Stream    string `json:"stream,omitempty" default:"stdout"`
+	Offset    int64  `json:"offset,omitempty"`
+	Limit     int    `json:"limit,omitempty" default:"65536" max:"1048576"`
 }
 
-// CommandKillRequest signals a command.
+// CommandKillRequest is the request of `command_kill`.
 type CommandKillRequest struct {
-	Signal string `json:"signal,omitempty"` // default KILL
+	Workspace string `json:"workspace" path:"true" cli:"arg"`
+	CommandID string `json:"command_id" path:"true" cli:"arg"`
+	Signal    string `json:"signal,omitempty" default:"KILL"`
 }
 
-// ShellOpenRequest opens a shell.
+// ShellOpenRequest is the request of `shell_open`.
 type ShellOpenRequest struct {
-	Cwd  string   `json:"cwd,omitempty"`
-	Env  []string `json:"env,omitempty"`
-	Cols int      `json:"cols,omitempty"`
-	Rows int      `json:"rows,omitempty"`
+	Workspace string   `json:"workspace" path:"true" cli:"arg"`
+	Cwd       string   `json:"cwd,omitempty" default:"/workspace"`
+	Env       []string `json:"env,omitempty"`
+	Cols      int      `json:"cols,omitempty" default:"120"`
+	Rows      int      `json:"rows,omitempty" default:"40"`
 }
 
-// ShellWriteRequest writes to a shell: Data exactly as given (UTF-8), or
-// DataBase64 for arbitrary bytes.
+// ShellRequest names a shell: the request of shell_close.
+type ShellRequest struct {
+	Workspace string `json:"workspace" path:"true" cli:"arg"`
+	ShellID   string `json:"shell_id" path:"true" cli:"arg"`
+}
+
+// ShellWriteRequest is the request of `shell_write`: Data exactly as given
+// (UTF-8), or DataBase64 for arbitrary bytes.
 type ShellWriteRequest struct {
-	Data       string `json:"data,omitempty"`
-	DataBase64 string `json:"data_base64,omitempty"`
+	Workspace  string `json:"workspace" path:"true" cli:"arg"`
+	ShellID    string `json:"shell_id" path:"true" cli:"arg"`
+	Data       string `json:"data,omitempty" cli:"arg"`
+	DataBase64 string `json:"data_base64,omitempty" cli:"-"`
 }
 
-// ShellReadRequest reads shell output.
+// ShellReadRequest is the request of `shell_read`.
 type ShellReadRequest struct {
+	Workspace string `json:"workspace" path:"true" cli:"arg"`
+	ShellID   string `json:"shell_id" path:"true" cli:"arg"`
 	// Cursor is the output offset; omitted means where the last read ended.
 	Cursor *int64 `json:"cursor,omitempty"`
-	WaitMS int64  `json:"wait_ms,omitempty"`
+	WaitMS int64  `json:"wait_ms,omitempty" max:"50000" cli:"wait"`
 	Plain  bool   `json:"plain,omitempty"`
 }
 
-// ShellResizeRequest resizes a shell.
+// ShellResizeRequest is the request of `shell_resize`.
 type ShellResizeRequest struct {
-	Cols int `json:"cols"`
-	Rows int `json:"rows"`
+	Workspace string `json:"workspace" path:"true" cli:"arg"`
+	ShellID   string `json:"shell_id" path:"true" cli:"arg"`
+	Cols      int    `json:"cols"`
+	Rows      int    `json:"rows"`
 }
 
-// ShellSignalRequest signals a shell's foreground process group.
+// ShellSignalRequest is the request of `shell_signal`.
 type ShellSignalRequest struct {
-	Signal string `json:"signal"`
+	Workspace string `json:"workspace" path:"true" cli:"arg"`
+	ShellID   string `json:"shell_id" path:"true" cli:"arg"`
+	Signal    string `json:"signal" cli:"arg"`
 }
 
-// ErrorBody is the JSON shape of every error on the HTTP API (and of
-// `--json` failures in the CLI).
+// ErrorBody is the JSON shape of every error: HTTP API responses, `--json`
+// failures of the CLI, and (as text) MCP tool errors.
 type ErrorBody struct {
-	Error struct {
-		// Kind is one of not_found, already_exists, invalid_argument,
-		// failed_precondition, conflict, unavailable, timeout,
-		// not_implemented, resource_exhausted, internal.
-		Kind    string `json:"kind"`
-		Message string `json:"message"`
-	} `json:"error"`
+	Error Error `json:"error"`
+}
+
+// Error is an operation's error.
+type Error struct {
+	// Kind is one of not_found, already_exists, invalid_argument,
+	// failed_precondition, conflict, unavailable, timeout,
+	// not_implemented, resource_exhausted, canceled, internal.
+	Kind    string `json:"kind"`
+	Message string `json:"message"`
+	// Arg names the argument that was wrong (its JSON name), when one was.
+	Arg string `json:"arg,omitempty"`
 }

@@ -61,10 +61,27 @@ type shellTable struct {
 	log      *slog.Logger
 	mu       sync.Mutex
 	sessions map[string]*shellSession
+	// closed remembers the final state of recently closed shells, so a
+	// second close succeeds (shell_close is idempotent); bounded FIFO.
+	closed      map[string]*guestproto.ShellInfo
+	closedOrder []string
 }
 
+// maxClosedShells bounds how many closed shells are remembered.
+const maxClosedShells = 256
+
 func newShellTable(log *slog.Logger) *shellTable {
-	return &shellTable{log: log, sessions: map[string]*shellSession{}}
+	return &shellTable{log: log, sessions: map[string]*shellSession{}, closed: map[string]*guestproto.ShellInfo{}}
+}
+
+// remember records a closed shell's final state; t.mu is held.
+func (t *shellTable) remember(info *guestproto.ShellInfo) {
+	if len(t.closedOrder) >= maxClosedShells {
+		delete(t.closed, t.closedOrder[0])
+		t.closedOrder = t.closedOrder[1:]
+	}
+	t.closed[info.ID] = info
+	t.closedOrder = append(t.closedOrder, info.ID)
 }
 
 // shellSession is one shell on a PTY. Its output is kept in a ring buffer
@@ -420,13 +437,22 @@ func handleShellClose(ctx context.Context, s *Server, st *Stream, req *guestprot
 	t.mu.Lock()
 	sh, ok := t.sessions[r.ID]
 	delete(t.sessions, r.ID)
+	prev := t.closed[r.ID]
 	t.mu.Unlock()
 	if !ok {
+		if prev != nil {
+			// Closing a closed shell is fine: it answers with its final state.
+			return &guestproto.Response{Shell: prev}, nil
+		}
 		return nil, errorf(guestproto.CodeNotFound, "shell session %q not found: see the open sessions with `hearth workspace shell list`", r.ID)
 	}
 	sh.terminate()
+	info := sh.info()
+	t.mu.Lock()
+	t.remember(info)
+	t.mu.Unlock()
 	t.log.Info("shell closed", "id", sh.id)
-	return &guestproto.Response{Shell: sh.info()}, nil
+	return &guestproto.Response{Shell: info}, nil
 }
 
 // terminate hangs up the shell, kills what is left after a grace period,

@@ -76,7 +76,7 @@ func newShellOpen(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&o.Cwd, "cwd", "", "starting directory (default /workspace)")
+	cmd.Flags().StringVar(&o.Cwd, "cwd", "/workspace", "starting directory")
 	cmd.Flags().StringArrayVar(&env, "env", nil, "environment variable KEY=VALUE (repeatable)")
 	cmd.Flags().IntVar(&o.Cols, "cols", 120, "terminal columns")
 	cmd.Flags().IntVar(&o.Rows, "rows", 40, "terminal rows")

@@ -107,7 +107,7 @@ that 'hearth workspace diff' compares against.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.Name, "name", "", "unique name (default: the id)")
-	f.StringVar(&o.Image, "image", "", "image (default debian-12)")
+	f.StringVar(&o.Image, "image", "debian-12", "image")
 	f.StringVar(&o.Backend, "backend", "", "VMM backend: auto, qemu or firecracker (default $HEARTH_BACKEND or auto)")
 	f.IntVar(&o.CPUs, "cpus", 2, "virtual CPUs")
 	f.IntVar(&o.MemoryMiB, "memory", 1024, "memory in MiB (at least 128)")
@@ -209,7 +209,7 @@ func newWSExec(g *globals) *cobra.Command {
 	var stdin bool
 	var yield time.Duration
 	cmd := &cobra.Command{
-		Use:   "exec WS [flags] -- CMD [ARG...]",
+		Use:   "exec WS [flags] (-- CMD [ARG...] | --shell 'CMD LINE')",
 		Short: "Run a command in a running workspace",
 		Long: `Run a command in a running workspace. Output streams as exact bytes to stdout and
 stderr and the command's exit code becomes hearth's. Standard input is closed (the
@@ -223,9 +223,11 @@ is an error: start it with 'hearth workspace start WS'.`,
   echo 'print(1)' | hearth workspace exec demo --stdin -- python3`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dash := cmd.ArgsLenAtDash()
-			if dash != 1 || len(args) < 2 {
+			if dash := cmd.ArgsLenAtDash(); dash > 1 || (dash < 0 && len(args) > 1) {
 				return fmt.Errorf("usage: hearth workspace exec WS [flags] -- CMD [ARG...] (put the command after `--`): %w", errdefs.ErrInvalidArgument)
+			}
+			if err := commandArgs(args[1:], o.Shell); err != nil {
+				return err
 			}
 			c, err := g.client()
 			if err != nil {
@@ -235,7 +237,6 @@ is an error: start it with 'hearth workspace start WS'.`,
 				return err
 			}
 			o.Argv = args[1:]
-			o.Capture = g.json
 			o.Yield = yield
 			if o.Detach || o.Yield > 0 {
 				if stdin {
@@ -274,7 +275,8 @@ is an error: start it with 'hearth workspace start WS'.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Cwd, "cwd", "", "working directory in the guest (default /workspace)")
+	f.StringVar(&o.Cwd, "cwd", "/workspace", "working directory in the guest")
+	f.StringVar(&o.Shell, "shell", "", "run this command line with /bin/sh -c (instead of CMD after --)")
 	f.StringArrayVar(&env, "env", nil, "set an environment variable KEY=VALUE (repeatable)")
 	f.DurationVar(&o.Timeout, "timeout", 0, "kill the command's process group after this long (e.g. 30s); 0 means no limit")
 	f.BoolVar(&stdin, "stdin", false, "pass this process's standard input to the command")

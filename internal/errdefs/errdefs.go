@@ -4,7 +4,11 @@
 // MCP isError text, Python exceptions) maps these kinds in one place.
 package errdefs
 
-import "errors"
+import (
+	"context"
+	"errors"
+	"fmt"
+)
 
 // Error kinds.
 var (
@@ -17,6 +21,7 @@ var (
 	ErrTimeout            = errors.New("timed out")
 	ErrNotImplemented     = errors.New("not implemented")
 	ErrResourceExhausted  = errors.New("resource exhausted")
+	ErrCanceled           = errors.New("canceled")
 	ErrInternal           = errors.New("internal error")
 )
 
@@ -34,6 +39,7 @@ const (
 	KindTimeout            Kind = "timeout"
 	KindNotImplemented     Kind = "not_implemented"
 	KindResourceExhausted  Kind = "resource_exhausted"
+	KindCanceled           Kind = "canceled"
 	KindInternal           Kind = "internal"
 )
 
@@ -50,16 +56,53 @@ var table = []struct {
 	{KindTimeout, ErrTimeout},
 	{KindNotImplemented, ErrNotImplemented},
 	{KindResourceExhausted, ErrResourceExhausted},
+	{KindCanceled, ErrCanceled},
 }
 
-// Classify returns the kind of err; KindInternal when it has none.
+// Classify returns the kind of err; KindInternal when it has none. A
+// caller's own cancellation is KindCanceled and its deadline KindTimeout.
 func Classify(err error) Kind {
 	for _, t := range table {
 		if errors.Is(err, t.err) {
 			return t.kind
 		}
 	}
+	switch {
+	case errors.Is(err, context.Canceled):
+		return KindCanceled
+	case errors.Is(err, context.DeadlineExceeded):
+		return KindTimeout
+	}
 	return KindInternal
+}
+
+// ArgError is an invalid argument, named by its JSON name (memory_mib,
+// timeout_ms). Each surface renders the name its own way: the CLI shows
+// the flag (--memory), JSON surfaces the name itself and the "arg" field.
+type ArgError struct {
+	// Arg is the argument's JSON name.
+	Arg string
+	// Msg says what was wrong with it and what to do.
+	Msg string
+}
+
+func (e *ArgError) Error() string { return e.Arg + ": " + e.Msg }
+
+// Unwrap makes an ArgError an ErrInvalidArgument.
+func (e *ArgError) Unwrap() error { return ErrInvalidArgument }
+
+// Arg returns an ArgError for the argument named arg.
+func Arg(arg, format string, a ...any) error {
+	return &ArgError{Arg: arg, Msg: fmt.Sprintf(format, a...)}
+}
+
+// ArgOf returns the JSON name of the argument err blames, or "".
+func ArgOf(err error) string {
+	var ae *ArgError
+	if errors.As(err, &ae) {
+		return ae.Arg
+	}
+	return ""
 }
 
 // FromKind returns the sentinel of a kind (ErrInternal for unknown kinds).
@@ -87,6 +130,20 @@ func ExitCode(err error) int {
 		return 124
 	case KindUnavailable:
 		return 5
+	case KindCanceled:
+		return 130
 	}
 	return 1
 }
+
+// KindError is an error that crossed a process boundary as its message
+// and kind (a supervisor's boot failure, a remote server's error).
+type KindError struct {
+	Kind Kind
+	Msg  string
+}
+
+func (e *KindError) Error() string { return e.Msg }
+
+// Unwrap makes the error match its kind's sentinel.
+func (e *KindError) Unwrap() error { return FromKind(e.Kind) }

@@ -35,16 +35,18 @@
 // ("0644", "4755"). Output is ordered by path (byte order).
 package fsdiff
 
-// Status is the kind of a change.
-type Status string
+import "github.com/hearthvm/hearth/api"
+
+// Status is the kind of a change (api.DiffStatus).
+type Status = api.DiffStatus
 
 // Statuses.
 const (
-	Added       Status = "added"
-	Modified    Status = "modified"
-	Deleted     Status = "deleted"
-	TypeChanged Status = "type_changed"
-	ModeChanged Status = "mode_changed"
+	Added       = api.DiffAdded
+	Modified    = api.DiffModified
+	Deleted     = api.DiffDeleted
+	TypeChanged = api.DiffTypeChanged
+	ModeChanged = api.DiffModeChanged
 )
 
 // Reasons in File.PatchOmitted.
@@ -53,48 +55,11 @@ const (
 	OmittedUnavailable = "content unavailable" // the Loader could not provide content
 )
 
-// File is one changed path.
-type File struct {
-	Path   string `json:"path"`
-	Status Status `json:"status"`
-	// Type is the entry type now ("file", "dir", "symlink", "other"); for a
-	// deleted entry, the type it had. OldType is set for type_changed.
-	Type    string `json:"type"`
-	OldType string `json:"old_type,omitempty"`
-	// OldMode and NewMode are octal permission strings ("0644") of the
-	// sides that exist.
-	OldMode string `json:"old_mode,omitempty"`
-	NewMode string `json:"new_mode,omitempty"`
-	// OldSize and NewSize are set for files and symlinks on the sides that
-	// exist.
-	OldSize *int64 `json:"old_size,omitempty"`
-	NewSize *int64 `json:"new_size,omitempty"`
-	// Binary is set when either side's content is binary (see IsBinary).
-	Binary bool `json:"binary"`
-	// Patch is a unified diff ("--- a/p", "+++ b/p", hunks) for text files
-	// and symlink targets; empty for binary files and when omitted.
-	Patch        string `json:"patch,omitempty"`
-	PatchOmitted string `json:"patch_omitted,omitempty"`
-	Insertions   int    `json:"insertions"`
-	Deletions    int    `json:"deletions"`
-	OldTarget    string `json:"old_target,omitempty"`
-	NewTarget    string `json:"new_target,omitempty"`
-}
+// File is one changed path (api.DiffFile).
+type File = api.DiffFile
 
-// Summary counts the changes of a Result.
-type Summary struct {
-	Added       int `json:"added"`
-	Modified    int `json:"modified"`
-	Deleted     int `json:"deleted"`
-	TypeChanged int `json:"type_changed"`
-	ModeChanged int `json:"mode_changed"`
-	Files       int `json:"files"`
-	Insertions  int `json:"insertions"`
-	Deletions   int `json:"deletions"`
-}
+// Summary counts the changes of a Result (api.DiffSummary).
+type Summary = api.DiffSummary
 
-// Result is a structured diff.
-type Result struct {
-	Files   []File  `json:"files"`
-	Summary Summary `json:"summary"`
-}
+// Result is a structured diff (api.DiffResult).
+type Result = api.DiffResult

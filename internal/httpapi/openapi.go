@@ -3,6 +3,7 @@ package httpapi
 import (
 	"encoding/json"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,38 +20,45 @@ func GenerateOpenAPI() []byte {
 	paths := map[string]map[string]any{}
 	errResp := map[string]any{"description": "An error (see docs/http-api.md for the kinds and statuses)",
 		"content": map[string]any{"application/json": map[string]any{"schema": g.schema(reflect.TypeOf(api.ErrorBody{}))}}}
-	for _, rt := range routes {
-		op, _ := ops.ByName(rt.op)
-		method, path, _ := strings.Cut(op.HTTP, " ")
-		method = strings.ToLower(method)
+	for _, op := range ops.All {
+		method, path := strings.ToLower(op.Method), op.Path
 		o := map[string]any{"operationId": op.Name, "summary": op.Summary,
-			"description": "CLI: hearth " + op.CLI + "; Go: " + op.Go + "; Python: " + op.Python + "."}
+			"description": op.Guide + "\n\nCLI: hearth " + op.CLI + "; Go: " + op.Go + "; Python: " + op.Python + "."}
 		var params []any
-		for _, p := range []string{"ws", "id"} {
-			if strings.Contains(path, "{"+p+"}") {
-				desc := "Workspace id or name"
-				if p == "id" {
-					desc = "Command or shell id"
+		body := map[string]any{}
+		var required []string
+		for _, a := range op.Args() {
+			ps := g.schema(a.GoType())
+			if a.Default != "" || a.Max != "" || a.Doc != "" {
+				ps = withArg(ps, a)
+			}
+			switch {
+			case a.Path:
+				params = append(params, map[string]any{"name": a.Name, "in": "path", "required": true, "description": a.Doc, "schema": ps})
+			case method == "get" || method == "delete":
+				params = append(params, map[string]any{"name": a.Name, "in": "query", "description": a.Doc, "schema": ps})
+			default:
+				body[a.Name] = ps
+				if a.Required {
+					required = append(required, a.Name)
 				}
-				params = append(params, map[string]any{"name": p, "in": "path", "required": true, "description": desc, "schema": map[string]any{"type": "string"}})
 			}
 		}
-		rtType := reflect.TypeOf(rt.req)
-		if method == "get" || method == "delete" {
-			for _, f := range fieldsOf(rtType) {
-				params = append(params, map[string]any{"name": f.name, "in": "query", "schema": g.schema(f.typ)})
+		if len(body) > 0 {
+			bs := map[string]any{"type": "object", "properties": body, "additionalProperties": false}
+			if len(required) > 0 {
+				bs["required"] = required
 			}
-		} else if rtType.NumField() > 0 {
-			o["requestBody"] = map[string]any{"required": false, "content": map[string]any{"application/json": map[string]any{"schema": g.schema(rtType)}}}
+			o["requestBody"] = map[string]any{"required": len(required) > 0, "content": map[string]any{"application/json": map[string]any{"schema": bs}}}
 		}
-		if rt.stream {
+		if op.Stream {
 			params = append(params, map[string]any{"name": "stream", "in": "query", "description": "1 streams NDJSON (as does Accept: application/x-ndjson)", "schema": map[string]any{"type": "string"}})
 		}
 		if len(params) > 0 {
 			o["parameters"] = params
 		}
-		content := map[string]any{"application/json": map[string]any{"schema": g.schema(reflect.TypeOf(rt.resp))}}
-		if rt.stream {
+		content := map[string]any{"application/json": map[string]any{"schema": g.schema(op.ResultType())}}
+		if op.Stream {
 			content[NDJSON] = map[string]any{"schema": g.schema(reflect.TypeOf(StreamLine{})),
 				"description": "One JSON object per line: output chunks, then one result or error line"}
 		}
@@ -73,6 +81,30 @@ func GenerateOpenAPI() []byte {
 	}
 	b, _ := json.MarshalIndent(doc, "", "  ")
 	return append(b, '\n')
+}
+
+// withArg adds an argument's description, default and maximum to its
+// schema (a copy).
+func withArg(s map[string]any, a ops.Arg) map[string]any {
+	c := map[string]any{}
+	for k, v := range s {
+		c[k] = v
+	}
+	if a.Doc != "" {
+		c["description"] = a.Doc
+	}
+	if a.Default != "" {
+		if n, err := strconv.ParseInt(a.Default, 10, 64); err == nil && a.Type == "integer" {
+			c["default"] = n
+		} else {
+			c["default"] = a.Default
+		}
+	}
+	if a.Max != "" {
+		n, _ := strconv.ParseInt(a.Max, 10, 64)
+		c["maximum"] = n
+	}
+	return c
 }
 
 type field struct {

@@ -42,18 +42,21 @@ type Options struct {
 	// Log receives one line per request and every recovered panic
 	// (default: discard).
 	Log *slog.Logger
+	// CheckRequest, when set, vets every decoded request before it runs
+	// (host path confinement); its error is returned to the caller.
+	CheckRequest func(op ops.Op, req any) error
 }
 
 type server struct {
-	svc  Service
+	inv  Invoker
 	opts Options
 	log  *slog.Logger
 }
 
-// New returns the API handler over svc (see FromClient). It does not check
+// New returns the API handler over inv (see FromClient). It does not check
 // tokens: wrap it with RequireToken when it listens on TCP.
-func New(svc Service, opts Options) http.Handler {
-	s := &server{svc: svc, opts: opts, log: opts.Log}
+func New(inv Invoker, opts Options) http.Handler {
+	s := &server{inv: inv, opts: opts, log: opts.Log}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -61,12 +64,8 @@ func New(svc Service, opts Options) http.Handler {
 		s.opts.Version = "dev"
 	}
 	mux := http.NewServeMux()
-	for _, rt := range routes {
-		op, ok := ops.ByName(rt.op)
-		if !ok || op.HTTP == "" {
-			panic("httpapi: route for unknown operation " + rt.op)
-		}
-		mux.Handle(op.HTTP, s.wrap(rt))
+	for _, op := range ops.All {
+		mux.Handle(op.Method+" "+op.Path, s.wrap(op))
 	}
 	mux.HandleFunc("GET /v1/health", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, Health{OK: true, Version: s.opts.Version, Contract: api.ContractVersion})
@@ -90,11 +89,11 @@ type Health struct {
 }
 
 // wrap runs one route: decode, call, encode, log.
-func (s *server) wrap(rt route) http.Handler {
+func (s *server) wrap(op ops.Op) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
-		res, err := rt.h(s, w, r)
+		res, err := s.handle(op, w, r)
 		switch {
 		case err != nil:
 			writeError(w, err)
@@ -102,7 +101,7 @@ func (s *server) wrap(rt route) http.Handler {
 		default:
 			writeJSON(w, http.StatusOK, res)
 		}
-		s.log.Info("request", "op", rt.op, "method", r.Method, "path", r.URL.Path,
+		s.log.Info("request", "op", op.Name, "method", r.Method, "path", r.URL.Path,
 			"ms", time.Since(start).Milliseconds(), "error", errString(err))
 	})
 }
@@ -135,6 +134,8 @@ func StatusOf(err error) int {
 		return http.StatusNotImplemented
 	case errdefs.KindResourceExhausted:
 		return http.StatusInsufficientStorage
+	case errdefs.KindCanceled:
+		return 499 // client closed request
 	}
 	return http.StatusInternalServerError
 }
@@ -154,6 +155,7 @@ func ErrorBody(err error) api.ErrorBody {
 	var b api.ErrorBody
 	b.Error.Kind = string(errdefs.Classify(err))
 	b.Error.Message = err.Error()
+	b.Error.Arg = errdefs.ArgOf(err)
 	return b
 }
 

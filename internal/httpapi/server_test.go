@@ -13,7 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"sort"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -55,50 +55,55 @@ func errKind(t *testing.T, b []byte) api.ErrorBody {
 	return eb
 }
 
-// TestRoutesMatchOps: the route table serves exactly the HTTP entries of
-// ops.All, each reaching the SDK method the registry names.
+// TestRoutesMatchOps: every operation of the table is served at its
+// route and reaches the operation of that name with its path fields set.
 func TestRoutesMatchOps(t *testing.T) {
-	var want, got []string
-	for _, o := range ops.All {
-		if o.HTTP == "" {
-			t.Errorf("operation %s has no HTTP route in the registry", o.Name)
-			continue
-		}
-		want = append(want, o.Name)
-	}
-	for _, r := range routes {
-		got = append(got, r.op)
-	}
-	sort.Strings(want)
-	sort.Strings(got)
-	if strings.Join(want, ",") != strings.Join(got, ",") {
-		t.Fatalf("route table %v\n != ops.All %v", got, want)
-	}
 	f := &fake{}
 	srv := newTestServer(t, f)
 	for _, o := range ops.All {
 		t.Run(o.Name, func(t *testing.T) {
-			method, path, _ := strings.Cut(o.HTTP, " ")
-			path = strings.NewReplacer("{ws}", "demo", "{id}", "x1").Replace(path)
+			path := strings.NewReplacer("{workspace}", "demo", "{command_id}", "c1", "{shell_id}", "s1").Replace(o.Path)
 			body := ""
 			switch o.Name {
 			case "run", "workspace_exec":
 				body = `{"argv":["true"]}`
 			case "workspace_sync_push":
 				body = `{"source":"/tmp"}`
+			case "workspace_export":
+				body = `{"guest_path":"/workspace","host_dest":"/tmp/x"}`
+			case "shell_signal":
+				body = `{"signal":"INT"}`
 			}
-			code, b := do(t, srv, method, path, body)
+			code, b := do(t, srv, o.Method, path, body)
 			if code != http.StatusOK {
-				t.Fatalf("%s: %d %s", o.HTTP, code, b)
+				t.Fatalf("%s %s: %d %s", o.Method, path, code, b)
 			}
-			_, sdkMethod, _ := strings.Cut(o.Go, ".")
-			if name, _ := f.last(); name != sdkMethod {
-				t.Fatalf("%s reached %q, want %q", o.HTTP, name, sdkMethod)
+			name, req := f.last()
+			if name != o.Name {
+				t.Fatalf("%s reached %q, want %q", o.Path, name, o.Name)
 			}
-			if method == http.MethodGet && strings.HasSuffix(path, "s") && !json.Valid(b) || bytes.Equal(bytes.TrimSpace(b), []byte("null")) {
-				t.Fatalf("%s: body %s", o.HTTP, b)
+			rv := reflect.ValueOf(req).Elem()
+			for _, a := range o.Args() {
+				if a.Path && rv.FieldByName(a.GoName()).String() == "" {
+					t.Errorf("path field %s not set", a.Name)
+				}
+			}
+			if !json.Valid(b) || bytes.Equal(bytes.TrimSpace(b), []byte("null")) {
+				t.Fatalf("body %s", b)
 			}
 		})
+	}
+}
+
+// TestListShapes: list results are objects, as the contract says.
+func TestListShapes(t *testing.T) {
+	srv := newTestServer(t, &fake{})
+	for path, key := range map[string]string{"/v1/workspaces": "workspaces", "/v1/workspaces/x/logs": "commands", "/v1/workspaces/x/shells": "shells"} {
+		code, b := do(t, srv, "GET", path, "")
+		var m map[string]json.RawMessage
+		if code != 200 || json.Unmarshal(b, &m) != nil || m[key] == nil {
+			t.Errorf("GET %s: %d %s, want {%q: [...]}", path, code, b, key)
+		}
 	}
 }
 
@@ -147,6 +152,8 @@ func TestBadRequests(t *testing.T) {
 		{"bad query int", "GET", "/v1/workspaces/x/logs?tail=many", "", 400, `"tail"`},
 		{"query on post", "POST", "/v1/workspaces/x/sync?source=/tmp", `{"source":"/tmp"}`, 400, `"source"`},
 		{"negative wait", "POST", "/v1/workspaces/x/commands/c/wait", `{"timeout_ms":-1}`, 400, "negative"},
+		{"over max", "GET", "/v1/workspaces/x/shells/s/output?wait_ms=60000", "", 400, "wait_ms: 60000 is more than the maximum 50000"},
+		{"path field in body differs", "POST", "/v1/workspaces/x/exec", `{"workspace":"y","argv":["true"]}`, 400, "workspace"},
 		{"no route", "GET", "/v1/nope", "", 404, "no route"},
 		{"bad size", "POST", "/v1/workspaces", `{"disk_size":"lots"}`, 400, "disk_size"},
 	} {
@@ -166,27 +173,29 @@ func TestQueryParameters(t *testing.T) {
 	if code, b := do(t, srv, "GET", "/v1/workspaces/x/diff?paths=a&paths=b/c&no_patch=true", ""); code != 200 {
 		t.Fatalf("%d %s", code, b)
 	}
-	if _, a := f.last(); fmt.Sprint(a[1]) != "{[a b/c] true}" {
-		t.Fatalf("diff options %v", a[1])
+	if _, r := f.last(); fmt.Sprint(*r.(*api.DiffRequest)) != "{x [a b/c] true}" {
+		t.Fatalf("diff request %+v", r)
 	}
 	if code, b := do(t, srv, "GET", "/v1/workspaces/x/shells/s1/output?cursor=7&wait_ms=20&plain=1", ""); code != 200 {
 		t.Fatalf("%d %s", code, b)
 	}
-	o := func() hearth.ShellReadOptions { _, a := f.last(); return a[2].(hearth.ShellReadOptions) }()
-	if o.Cursor == nil || *o.Cursor != 7 || o.Wait != 20*time.Millisecond || !o.Plain {
-		t.Fatalf("shell read options %+v", o)
+	if _, r := f.last(); func() bool {
+		o := r.(*api.ShellReadRequest)
+		return o.Cursor == nil || *o.Cursor != 7 || o.WaitMS != 20 || !o.Plain || o.ShellID != "s1"
+	}() {
+		t.Fatalf("shell read request %+v", r)
 	}
 	if code, b := do(t, srv, "DELETE", "/v1/workspaces/x?force=true", ""); code != 200 {
 		t.Fatalf("%d %s", code, b)
 	}
-	if _, a := f.last(); a[1] != true {
-		t.Fatalf("delete force %v", a)
+	if _, r := f.last(); !r.(*api.DeleteRequest).Force {
+		t.Fatalf("delete force %+v", r)
 	}
-	if code, b := do(t, srv, "POST", "/v1/workspaces/x/shells/s1/write", `{"data_base64":"AP8="}`); code != 200 {
+	if code, b := do(t, srv, "POST", "/v1/workspaces/x/commands/c9/wait", ""); code != 200 {
 		t.Fatalf("%d %s", code, b)
 	}
-	if _, a := f.last(); !bytes.Equal(a[2].([]byte), []byte{0, 255}) {
-		t.Fatalf("shell write data %v", a[2])
+	if _, r := f.last(); r.(*api.CommandWaitRequest).TimeoutMS != 30000 {
+		t.Fatalf("command_wait default timeout %+v", r)
 	}
 }
 
@@ -249,7 +258,7 @@ func TestPanicRecovery(t *testing.T) {
 }
 
 func TestStreamedExec(t *testing.T) {
-	f := &fake{exec: func(ctx context.Context, o hearth.ExecOptions) (*api.ExecResult, error) {
+	f := &fake{exec: func(ctx context.Context, _ any, o hearth.Streams) (*api.ExecResult, error) {
 		if o.Stdout == nil {
 			return &api.ExecResult{Status: "finished", Stdout: "plain"}, nil
 		}
@@ -304,7 +313,7 @@ func TestStreamedExec(t *testing.T) {
 }
 
 func TestStreamError(t *testing.T) {
-	f := &fake{exec: func(ctx context.Context, o hearth.ExecOptions) (*api.ExecResult, error) {
+	f := &fake{exec: func(ctx context.Context, _ any, o hearth.Streams) (*api.ExecResult, error) {
 		o.Stdout.Write([]byte("partial"))
 		return nil, fmt.Errorf("exec in x: guest went away: %w", errdefs.ErrUnavailable)
 	}}
@@ -328,7 +337,7 @@ func TestStreamError(t *testing.T) {
 // call's context; the server keeps serving.
 func TestDisconnectCancels(t *testing.T) {
 	started, cancelled := make(chan struct{}), make(chan struct{})
-	f := &fake{exec: func(ctx context.Context, o hearth.ExecOptions) (*api.ExecResult, error) {
+	f := &fake{exec: func(ctx context.Context, _ any, _ hearth.Streams) (*api.ExecResult, error) {
 		close(started)
 		select {
 		case <-ctx.Done():
@@ -450,9 +459,8 @@ func TestOpenAPI(t *testing.T) {
 		t.Fatalf("%v %q", err, doc.OpenAPI)
 	}
 	for _, o := range ops.All {
-		m, p, _ := strings.Cut(o.HTTP, " ")
-		if doc.Paths[p][strings.ToLower(m)] == nil {
-			t.Errorf("openapi lacks %s", o.HTTP)
+		if doc.Paths[o.Path][strings.ToLower(o.Method)] == nil {
+			t.Errorf("openapi lacks %s %s", o.Method, o.Path)
 		}
 	}
 	srv := newTestServer(t, &fake{})

@@ -17,10 +17,7 @@ type StreamLine struct {
 	Stream string          `json:"stream,omitempty"`
 	Data   []byte          `json:"data,omitempty"`
 	Result *api.ExecResult `json:"result,omitempty"`
-	Error  *struct {
-		Kind    string `json:"kind"`
-		Message string `json:"message"`
-	} `json:"error,omitempty"`
+	Error  *api.Error      `json:"error,omitempty"`
 }
 
 // wantsStream says whether the client asked for NDJSON output.
@@ -31,16 +28,14 @@ func wantsStream(r *http.Request) bool {
 	return strings.Contains(r.Header.Get("Accept"), NDJSON)
 }
 
-// execMaybeStream runs call; when the client asked for a stream, the
-// command's output goes out as NDJSON lines as it arrives. The response
+// stream runs call with the command's output going out as NDJSON lines as
+// it arrives. The response
 // starts with the first output, so an error before any output (unknown
 // workspace, bad argument) still gets its proper status.
-func (s *server) execMaybeStream(w http.ResponseWriter, r *http.Request, call func(o *hearth.ExecOptions) (*api.ExecResult, error)) (any, error) {
-	if !wantsStream(r) {
-		return call(&hearth.ExecOptions{})
-	}
+func (s *server) stream(w http.ResponseWriter, call func(st hearth.Streams) (any, error)) (any, error) {
 	nw := &ndjsonWriter{w: w}
-	res, err := call(&hearth.ExecOptions{Stdout: nw.stream("stdout"), Stderr: nw.stream("stderr")})
+	out, err := call(hearth.Streams{Stdout: nw.stream("stdout"), Stderr: nw.stream("stderr")})
+	res, _ := out.(*api.ExecResult)
 	nw.mu.Lock()
 	defer nw.mu.Unlock()
 	if !nw.started {

@@ -15,7 +15,10 @@
 package mcp
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
@@ -24,6 +27,7 @@ import (
 	"time"
 
 	"github.com/hearthvm/hearth"
+	"github.com/hearthvm/hearth/api"
 	"github.com/hearthvm/hearth/internal/errdefs"
 	"github.com/hearthvm/hearth/internal/ops"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
@@ -47,9 +51,11 @@ Typical flow: workspace_create (optionally seed=<host dir> copied into /workspac
 workspace_exec / shell_open+shell_write+shell_read to work -> workspace_sync_push to bring in newer host files ->
 workspace_diff to see what changed against the baseline -> workspace_export to copy results to the host ->
 workspace_delete when done. A workspace keeps its files between calls until deleted.
-No call blocks for more than about 45 s: a command still running after yield_ms comes back with
-status "running" and a command_id; continue with command_wait, command_read (output pages) or command_kill.
-Large outputs are cut to their head and tail with a marker saying how to read the rest.`
+Here workspace_exec waits yield_ms (MCP default 10000) and run's timeout_ms defaults to 40000, so calls stay
+short: a command still running after yield_ms comes back with status "running" and a command_id; continue with
+command_wait, command_read (output pages) or command_kill. Command output keeps its last 32 KiB here (exact
+bytes; stdout_offset says where they start) and diff patches over 16 KiB are left out (patch_omitted says how to
+see them).`
 
 // server holds what the tool handlers share.
 type server struct {
@@ -76,53 +82,27 @@ func NewServer(c *hearth.Client, o Options) *sdk.Server {
 	return s
 }
 
-// handlerFunc is a tool's body: it returns a short human summary for the
-// text content and the typed structured output.
-type handlerFunc[In, Out any] func(ctx context.Context, in In) (string, Out, error)
-
-// toolSpec is what a tool adds to its registry entry.
-type toolSpec struct {
-	// guide tells a model when to use the tool and what to call next.
-	guide string
-	// args overrides argDocs for this tool's arguments.
-	args map[string]string
-}
-
-// addTool registers the tool for the registry entry called name. It panics
-// when name is not in the registry or a schema cannot be inferred: both are
-// programming errors caught by the tests.
-func addTool[In, Out any](s *sdk.Server, h *server, name string, spec toolSpec, fn handlerFunc[In, Out]) {
-	op, ok := ops.ByName(name)
-	if !ok {
-		panic(fmt.Sprintf("mcp: tool %q is not in the operation registry", name))
-	}
-	desc := argDocs
-	if len(spec.args) > 0 {
-		desc = make(map[string]string, len(argDocs)+len(spec.args))
-		for k, v := range argDocs {
-			desc[k] = v
+// register adds one tool per operation of the table.
+func (h *server) register(s *sdk.Server) {
+	for _, op := range ops.All {
+		in, err := inputSchema(op)
+		if err != nil {
+			panic(fmt.Sprintf("mcp: tool %s: %v", op.Name, err))
 		}
-		for k, v := range spec.args {
-			desc[k] = v
+		out, err := outputSchema(op)
+		if err != nil {
+			panic(fmt.Sprintf("mcp: tool %s: %v", op.Name, err))
 		}
+		t := &sdk.Tool{
+			Name:         op.Name,
+			Title:        op.Summary,
+			Description:  op.Summary + ". " + op.Guide,
+			InputSchema:  in,
+			OutputSchema: out,
+			Annotations:  annotations(op),
+		}
+		s.AddTool(t, h.handler(op))
 	}
-	in, err := schemaFor[In](desc)
-	if err != nil {
-		panic(fmt.Sprintf("mcp: tool %s: %v", name, err))
-	}
-	out, err := schemaFor[Out](nil)
-	if err != nil {
-		panic(fmt.Sprintf("mcp: tool %s: %v", name, err))
-	}
-	t := &sdk.Tool{
-		Name:         op.Name,
-		Title:        op.Summary,
-		Description:  op.Summary + ". " + spec.guide,
-		InputSchema:  in,
-		OutputSchema: out,
-		Annotations:  annotations(op),
-	}
-	sdk.AddTool(s, t, wrap(h, name, fn))
 }
 
 // annotations maps a registry entry to MCP tool annotations, every hint
@@ -139,35 +119,81 @@ func annotations(op ops.Op) *sdk.ToolAnnotations {
 
 func ptr[T any](v T) *T { return &v }
 
-// wrap adapts fn to the SDK: it recovers panics (G1), reports progress
-// while a call runs, and turns errors into isError results with advice.
-func wrap[In, Out any](h *server, name string, fn handlerFunc[In, Out]) sdk.ToolHandlerFor[In, Out] {
-	return func(ctx context.Context, req *sdk.CallToolRequest, in In) (res *sdk.CallToolResult, out Out, err error) {
-		var zero Out
+// handler serves one operation: strict decoding of the arguments into the
+// operation's request, MCP's defaults, the call through the Go SDK, the
+// result bounded for a model's context, panics recovered (G1), progress
+// reported, and errors as isError results with advice.
+func (h *server) handler(op ops.Op) sdk.ToolHandler {
+	return func(ctx context.Context, req *sdk.CallToolRequest) (res *sdk.CallToolResult, err error) {
 		start := time.Now()
 		p := newProgress(req)
 		ctx = withProgress(ctx, p)
-		stop := p.tick(ctx, name)
+		stop := p.tick(ctx, op.Name)
 		defer stop()
 		defer func() {
 			if r := recover(); r != nil {
-				h.log.Error("tool panicked", "tool", name, "panic", r, "stack", string(debug.Stack()))
-				res, out = nil, zero
-				err = fmt.Errorf("internal error in %s (%v): the server keeps running; this is a bug in hearth, so try another way and report it", name, r)
+				h.log.Error("tool panicked", "tool", op.Name, "panic", r, "stack", string(debug.Stack()))
+				res, err = errorResult(fmt.Errorf("internal error in %s (%v): the server keeps running; this is a bug in hearth, so try another way and report it", op.Name, r)), nil
 			}
 		}()
-		text, o, err := fn(ctx, in)
+		in := op.NewRequest()
+		var raw json.RawMessage
+		if req != nil && req.Params != nil {
+			raw = req.Params.Arguments
+		}
+		if err := decodeArgs(raw, in); err != nil {
+			return errorResult(toolError(err)), nil
+		}
+		if err := op.Prepare(in, true); err != nil {
+			return errorResult(toolError(err)), nil
+		}
+		out, err := h.c.Invoke(ctx, op.Name, in, hearth.Streams{Progress: func(msg string) { report(ctx, msg) }})
 		if err != nil {
 			if ctx.Err() != nil {
-				h.log.Info("tool cancelled", "tool", name, "err", ctx.Err())
-				return nil, zero, ctx.Err()
+				h.log.Info("tool cancelled", "tool", op.Name, "err", ctx.Err())
+				return nil, ctx.Err()
 			}
-			h.log.Info("tool failed", "tool", name, "ms", time.Since(start).Milliseconds(), "err", err)
-			return nil, zero, toolError(err)
+			h.log.Info("tool failed", "tool", op.Name, "ms", time.Since(start).Milliseconds(), "err", err)
+			return errorResult(toolError(err)), nil
 		}
-		h.log.Debug("tool done", "tool", name, "ms", time.Since(start).Milliseconds())
-		return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: text}}}, o, nil
+		switch r := out.(type) {
+		case *api.ExecResult:
+			boundExec(r)
+		case *api.DiffResult:
+			boundDiff(r)
+		}
+		text := fmt.Sprintf("%s done.", op.Name)
+		if f, ok := summarize[op.Name]; ok {
+			text = f(out)
+		}
+		h.log.Debug("tool done", "tool", op.Name, "ms", time.Since(start).Milliseconds())
+		return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: text}}, StructuredContent: out}, nil
 	}
+}
+
+// decodeArgs decodes tool arguments strictly: unknown arguments and wrong
+// types are errors naming the argument.
+func decodeArgs(raw json.RawMessage, v any) error {
+	if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return errdefs.Arg(te.Field, "want %s, got JSON %s", te.Type, te.Value)
+		}
+		if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			return errdefs.Arg(strings.Trim(f, `"`), "is not an argument of this tool (see its input schema)")
+		}
+		return fmt.Errorf("arguments are not a valid JSON object: %v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
+func errorResult(err error) *sdk.CallToolResult {
+	return &sdk.CallToolResult{IsError: true, Content: []sdk.Content{&sdk.TextContent{Text: err.Error()}}}
 }
 
 // kindAdvice tells a model what to do after an error of each kind.
@@ -181,68 +207,19 @@ var kindAdvice = map[errdefs.Kind]string{
 	errdefs.KindTimeout:            "It took too long: run long commands with workspace_exec (it yields a command_id) and follow up with command_wait.",
 	errdefs.KindNotImplemented:     "This version of hearth cannot do that yet.",
 	errdefs.KindResourceExhausted:  "The host is short of resources: stop or delete workspaces you no longer need (workspace_stop, workspace_delete) and try again.",
+	errdefs.KindCanceled:           "The call was cancelled before it finished.",
 	errdefs.KindInternal:           "Unexpected failure: the hearth server's log (stderr) has details.",
 }
 
-// toolError rewrites an SDK error for a model: CLI hints become tool names
-// and arguments, and the error's kind and advice are added.
+// toolError adds the error's kind, the argument it blames, and advice
+// for a model.
 func toolError(err error) error {
 	k := errdefs.Classify(err)
-	msg := cliToTools(err.Error())
+	msg := err.Error()
+	if a := errdefs.ArgOf(err); a != "" {
+		return fmt.Errorf("%s [%s, argument %s]. %s", msg, k, a, kindAdvice[k])
+	}
 	return fmt.Errorf("%s [%s]. %s", msg, k, kindAdvice[k])
-}
-
-// flagWords translate CLI flags in SDK messages into tool arguments.
-var flagWords = strings.NewReplacer(
-	"pass the command after `--`, e.g. `-- ls -la`", "give argv or command",
-	"delete with --force", "delete with force=true",
-	"--force", "force=true",
-	"--seed ", "seed ",
-	"--cpus ", "cpus ",
-	"--memory ", "memory_mib ",
-	"--disk-size ", "disk_size ",
-	"--wait ", "wait_ms ",
-	"--cols and --rows", "cols and rows",
-	"use --seed at create", "use seed in workspace_create",
-)
-
-// cliToTools replaces `hearth <command> ...` hints with the tool that does
-// the same, and CLI flags with argument names.
-func cliToTools(msg string) string {
-	var b strings.Builder
-	rest := msg
-	for {
-		i := strings.Index(rest, "`hearth ")
-		if i < 0 {
-			break
-		}
-		j := strings.IndexByte(rest[i+1:], '`')
-		if j < 0 {
-			break
-		}
-		cmd := rest[i+1+len("hearth ") : i+1+j]
-		b.WriteString(rest[:i])
-		if name, ok := toolForCLI(cmd); ok {
-			b.WriteString("the " + name + " tool")
-		} else {
-			b.WriteString(rest[i : i+2+j])
-		}
-		rest = rest[i+2+j:]
-	}
-	b.WriteString(rest)
-	return flagWords.Replace(b.String())
-}
-
-// toolForCLI finds the operation whose CLI path is the longest prefix of
-// cmd ("workspace start ws1" -> workspace_start).
-func toolForCLI(cmd string) (string, bool) {
-	best, name := 0, ""
-	for _, op := range ops.All {
-		if (cmd == op.CLI || strings.HasPrefix(cmd, op.CLI+" ")) && len(op.CLI) > best {
-			best, name = len(op.CLI), op.Name
-		}
-	}
-	return name, name != ""
 }
 
 // progress sends notifications/progress for one call when the client asked

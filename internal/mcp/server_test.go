@@ -149,9 +149,12 @@ func TestBadArguments(t *testing.T) {
 		{"shell_read", map[string]any{"workspace": "w", "shell_id": "s", "cursor": "x"}, "cursor"},
 		{"workspace_list", map[string]any{"all": true}, "all"},
 		{"workspace_show", map[string]any{"workspace": "nope"}, "workspace_list"},
+		{"workspace_exec", map[string]any{"workspace": "w", "yield_ms": 60000, "command": "true"}, "not_found"},
+		{"command_read", map[string]any{"workspace": "w", "command_id": "c", "limit": 2 << 20}, "argument limit"},
+		{"shell_read", map[string]any{"workspace": "w", "shell_id": "s", "wait_ms": 60000}, "maximum 50000"},
 		{"workspace_exec", map[string]any{"workspace": "nope", "command": "true"}, "not_found"},
 		{"workspace_exec", map[string]any{"workspace": "w", "yield_ms": -1, "command": "true"}, "invalid_argument"},
-		{"run", map[string]any{"command": "true", "yield_ms": 100}, "use a workspace"},
+		{"run", map[string]any{"command": "true", "yield_ms": 100}, "yield_ms"},
 		{"workspace_create", map[string]any{"disk_size": "lots"}, "disk_size"},
 	} {
 		t.Run(fmt.Sprintf("%s %v", tc.tool, tc.args), func(t *testing.T) {
@@ -170,17 +173,47 @@ func TestBadArguments(t *testing.T) {
 // answering (G1).
 func TestPanicRecovered(t *testing.T) {
 	cs := connect(t, func(s *sdk.Server, h *server) {
-		sdk.AddTool(s, &sdk.Tool{Name: "boom"}, wrap(h, "boom", func(ctx context.Context, _ struct{}) (string, WorkspaceList, error) {
-			panic("deliberate test panic")
-		}))
+		op, _ := ops.ByName("workspace_list")
+		h.c = nil // Invoke on a nil client panics
+		s.AddTool(&sdk.Tool{Name: "boom", InputSchema: map[string]any{"type": "object"}}, h.handler(op))
 	})
 	r := call(t, cs, "boom", map[string]any{})
-	if !r.IsError || !strings.Contains(text(r), "internal error in boom") {
+	if !r.IsError || !strings.Contains(text(r), "internal error in workspace_list") {
 		t.Fatalf("want isError for a panic, got %v %q", r.IsError, text(r))
 	}
 	r = call(t, cs, "workspace_list", map[string]any{})
 	if r.IsError {
 		t.Fatalf("server broken after panic: %s", text(r))
+	}
+}
+
+// TestMCPDefaults: MCP's own defaults are documented in the schema under
+// the same argument names.
+func TestMCPDefaults(t *testing.T) {
+	tools := listTools(t, connect(t, nil))
+	for _, op := range ops.All {
+		b, _ := json.Marshal(tools[op.Name].InputSchema)
+		var sch struct {
+			Properties map[string]struct {
+				Default     json.RawMessage `json:"default"`
+				Description string          `json:"description"`
+			} `json:"properties"`
+		}
+		json.Unmarshal(b, &sch)
+		for name, def := range op.MCP {
+			p := sch.Properties[name]
+			if string(p.Default) != fmt.Sprint(def) || !strings.Contains(p.Description, "MCP default") {
+				t.Errorf("%s.%s: schema default %s, description %q; want MCP default %d documented", op.Name, name, p.Default, p.Description, def)
+			}
+		}
+		for _, a := range op.Args() {
+			if _, ok := op.MCP[a.Name]; ok || a.Default == "" {
+				continue
+			}
+			if p := sch.Properties[a.Name]; strings.Trim(string(p.Default), `"`) != a.Default {
+				t.Errorf("%s.%s: schema default %s, table default %s", op.Name, a.Name, p.Default, a.Default)
+			}
+		}
 	}
 }
 
@@ -199,14 +232,11 @@ func TestToolError(t *testing.T) {
 		err  error
 		want []string
 	}{
-		{fmt.Errorf("workspace w1 is stopped: start it with `hearth workspace start w1`: %w", errdefs.ErrFailedPrecondition),
-			[]string{"start it with the workspace_start tool", "[failed_precondition]", "workspace_show"}},
-		{fmt.Errorf("no command %q in the log of w: see `hearth workspace logs w`: %w", "c9", errdefs.ErrNotFound),
-			[]string{"see the workspace_logs tool", "[not_found]"}},
-		{fmt.Errorf("workspace w is running: stop it first with `hearth workspace stop w`, or delete with --force: %w", errdefs.ErrFailedPrecondition),
-			[]string{"the workspace_stop tool", "force=true"}},
-		{fmt.Errorf("run `hearth frobnicate` now: %w", errdefs.ErrInvalidArgument), []string{"`hearth frobnicate`", "Fix the arguments"}},
-		{fmt.Errorf("shell s1: `hearth workspace shell read w s1`"), []string{"the shell_read tool", "[internal]"}},
+		{fmt.Errorf("workspace w1 is stopped: start it first: %w", errdefs.ErrFailedPrecondition),
+			[]string{"start it first", "[failed_precondition]", "workspace_show"}},
+		{fmt.Errorf("create: %w", errdefs.Arg("memory_mib", "64 MiB is too small: the guest needs at least 128")),
+			[]string{"memory_mib: 64 MiB", "[invalid_argument, argument memory_mib]", "Fix the arguments"}},
+		{context.Canceled, []string{"[canceled]"}},
 	} {
 		got := toolError(tc.err).Error()
 		for _, w := range tc.want {

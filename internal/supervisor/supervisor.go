@@ -12,7 +12,6 @@ package supervisor
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,6 +26,7 @@ import (
 	"time"
 
 	"github.com/hearthvm/hearth/internal/atomicfile"
+	"github.com/hearthvm/hearth/internal/errdefs"
 	"github.com/hearthvm/hearth/internal/guest"
 	"github.com/hearthvm/hearth/internal/guestproto"
 	"github.com/hearthvm/hearth/internal/vmm"
@@ -177,18 +177,21 @@ func Launch(ctx context.Context, exe, dir string, cfg Config) (*Status, error) {
 	case r := <-ch:
 		if r.err != nil {
 			tail := strings.TrimSpace(vmm.ConsoleTail(filepath.Join(dir, LogFile), 10))
-			return nil, fmt.Errorf("supervisor exited before the VM was ready (%v); its log %s ends with:\n%s", r.err, filepath.Join(dir, LogFile), indent(tail))
+			return nil, fmt.Errorf("supervisor exited before the VM was ready (%v); its log %s ends with:\n%s: %w", r.err, filepath.Join(dir, LogFile), indent(tail), errdefs.ErrUnavailable)
 		}
 		if r.msg.Error != "" {
-			return nil, errors.New(r.msg.Error)
+			// The supervisor's error keeps its kind across the pipe (a boot
+			// failure is unavailable, as it is for run).
+			return nil, &errdefs.KindError{Kind: r.msg.Kind, Msg: r.msg.Error}
 		}
 		return ReadStatus(dir)
 	}
 }
 
 type readyMsg struct {
-	OK    bool   `json:"ok"`
-	Error string `json:"error,omitempty"`
+	OK    bool         `json:"ok"`
+	Error string       `json:"error,omitempty"`
+	Kind  errdefs.Kind `json:"kind,omitempty"`
 }
 
 // Run is the body of `hearth _supervise DIR`. ready is the pipe to the
@@ -202,7 +205,7 @@ func Run(ctx context.Context, dir string, ready io.WriteCloser, factory BackendF
 		}
 	}
 	fail := func(err error) error {
-		report(readyMsg{Error: err.Error()})
+		report(readyMsg{Error: err.Error(), Kind: errdefs.Classify(err)})
 		return err
 	}
 	b, err := os.ReadFile(filepath.Join(dir, configFile))

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/hearthvm/hearth/api"
 	"github.com/hearthvm/hearth/internal/archive"
 	"github.com/hearthvm/hearth/internal/errdefs"
 	"github.com/hearthvm/hearth/internal/fsdiff"
@@ -298,16 +299,7 @@ type ExportOptions struct {
 }
 
 // ExportResult says what an export wrote.
-type ExportResult struct {
-	GuestPath string   `json:"guest_path"`
-	HostPath  string   `json:"host_path"`
-	Archive   bool     `json:"archive"`
-	Files     int      `json:"files"`
-	Dirs      int      `json:"dirs"`
-	Symlinks  int      `json:"symlinks"`
-	Bytes     int64    `json:"bytes"`
-	Warnings  []string `json:"warnings"`
-}
+type ExportResult = api.ExportResult
 
 // Export copies a file or directory under /workspace to a new host
 // directory (or an archive). The guest's tar stream is validated on the

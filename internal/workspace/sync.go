@@ -12,6 +12,7 @@ import (
 	"sort"
 	"syscall"
 
+	"github.com/hearthvm/hearth/api"
 	"github.com/hearthvm/hearth/internal/errdefs"
 	"github.com/hearthvm/hearth/internal/guestproto"
 )
@@ -26,15 +27,7 @@ type SyncOptions struct {
 }
 
 // SyncResult says what a push did.
-type SyncResult struct {
-	Source   string   `json:"source"`
-	Dest     string   `json:"dest"`
-	Scanned  int      `json:"scanned"`
-	Sent     int      `json:"sent"`
-	Bytes    int64    `json:"bytes"`
-	Deleted  int64    `json:"deleted"`
-	Warnings []string `json:"warnings"`
-}
+type SyncResult = api.SyncResult
 
 // hostEntry is one entry of the source tree.
 type hostEntry struct {

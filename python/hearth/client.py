@@ -282,12 +282,13 @@ class Client:
         cwd: Optional[str] = None,
         env: Env = None,
         timeout_ms: Optional[int] = None,
-        stdin: Optional[str] = None,
+        stdin: Union[str, bytes, None] = None,
         on_output: Optional[OutputCallback] = None,
     ) -> ExecResult:
         """Runs one command in a throwaway VM and removes it.
 
         ``command`` is an argv list, or a string run by ``/bin/sh -c``.
+        ``stdin`` is text, or bytes for arbitrary input.
         """
         body = _exec_body(command, cwd, env, timeout_ms, stdin, None, None)
         body.update(_clean({"image": image, "backend": backend, "cpus": cpus, "memory_mib": memory_mib}))
@@ -312,7 +313,7 @@ class Client:
 
     def list_workspaces(self) -> List["Workspace"]:
         """Lists workspaces, oldest first (each with ``.info``)."""
-        return [Workspace(self, d["id"], WorkspaceInfo.from_dict(d)) for d in self._call("GET", "/v1/workspaces")]
+        return [Workspace(self, d["id"], WorkspaceInfo.from_dict(d)) for d in self._call("GET", "/v1/workspaces")["workspaces"]]
 
     def workspace(self, ref: str) -> "Workspace":
         """A handle for a workspace id or name; not checked until used."""
@@ -320,14 +321,17 @@ class Client:
 
 
 def _exec_body(command: Union[str, Sequence[str]], cwd: Optional[str], env: Env, timeout_ms: Optional[int],
-               stdin: Optional[str], yield_ms: Optional[int], detach: Optional[bool]) -> Dict[str, Any]:
+               stdin: Union[str, bytes, None], yield_ms: Optional[int], detach: Optional[bool]) -> Dict[str, Any]:
     body: Dict[str, Any] = {}
     if isinstance(command, str):
         body["command"] = command
     else:
         body["argv"] = [os.fspath(a) for a in command]
+    stdin_b64 = None
+    if isinstance(stdin, (bytes, bytearray)):
+        stdin_b64, stdin = base64.b64encode(bytes(stdin)).decode("ascii"), None
     body.update(_clean({"cwd": cwd, "env": _env_list(env), "timeout_ms": timeout_ms, "stdin": stdin,
-                        "yield_ms": yield_ms, "detach": detach or None}))
+                        "stdin_base64": stdin_b64, "yield_ms": yield_ms, "detach": detach or None}))
     return body
 
 
@@ -373,7 +377,7 @@ class Workspace:
         cwd: Optional[str] = None,
         env: Env = None,
         timeout_ms: Optional[int] = None,
-        stdin: Optional[str] = None,
+        stdin: Union[str, bytes, None] = None,
         yield_ms: Optional[int] = None,
         detach: bool = False,
         on_output: Optional[OutputCallback] = None,
@@ -390,7 +394,7 @@ class Workspace:
 
     def logs(self, tail: Optional[int] = None) -> List[Command]:
         """The command log (the last ``tail`` entries)."""
-        return [Command.from_dict(d) for d in self.client._call("GET", self._p("logs"), query={"tail": tail})]
+        return [Command.from_dict(d) for d in self.client._call("GET", self._p("logs"), query={"tail": tail})["commands"]]
 
     def sync_push(self, source: str, dest: Optional[str] = None, delete: bool = False) -> SyncResult:
         """Pushes newer files of a host directory into the workspace (default /workspace)."""
@@ -417,7 +421,7 @@ class Workspace:
         return CommandOutput.from_dict(self.client._call("GET", self._p("commands", command_id, "output"), query=q))
 
     def command_kill(self, command_id: str, signal: Optional[str] = None) -> ExecResult:
-        """Signals a running command's process group (default KILL)."""
+        """Signals a running command's process group (default KILL; also INT, TERM, HUP, QUIT, USR1, USR2, TSTP, CONT)."""
         return ExecResult.from_dict(self.client._call("POST", self._p("commands", command_id, "kill"), body=_clean({"signal": signal})))
 
     def shell_open(self, cwd: Optional[str] = None, env: Env = None, cols: Optional[int] = None, rows: Optional[int] = None) -> Shell:
@@ -443,15 +447,15 @@ class Workspace:
         return Shell.from_dict(self.client._call("POST", self._p("shells", shell_id, "resize"), body={"cols": cols, "rows": rows}))
 
     def shell_signal(self, shell_id: str, signal: str) -> Shell:
-        """Signals a shell's foreground process group (INT, TERM, KILL, HUP)."""
+        """Signals a shell's foreground process group: INT, TERM, KILL, HUP, QUIT, USR1, USR2, TSTP or CONT."""
         return Shell.from_dict(self.client._call("POST", self._p("shells", shell_id, "signal"), body={"signal": signal}))
 
     def shell_close(self, shell_id: str) -> Shell:
-        """Closes a shell session."""
+        """Closes a shell session; closing a closed shell returns its final state."""
         return Shell.from_dict(self.client._call("DELETE", self._p("shells", shell_id)))
 
     def shell_list(self) -> List[Shell]:
         """Lists the workspace's shell sessions."""
-        return [Shell.from_dict(d) for d in self.client._call("GET", self._p("shells"))]
+        return [Shell.from_dict(d) for d in self.client._call("GET", self._p("shells"))["shells"]]
 
 

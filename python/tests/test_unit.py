@@ -76,7 +76,7 @@ class FakeServerTest(unittest.TestCase):
         _Handler.routes = {
             ("GET", "/v1/health"): (200, {"ok": True, "version": "test"}),
             ("POST", "/v1/workspaces"): (200, WS),
-            ("GET", "/v1/workspaces"): (200, [WS]),
+            ("GET", "/v1/workspaces"): (200, {"workspaces": [WS]}),
             ("GET", "/v1/workspaces/demo"): (200, WS),
             ("POST", "/v1/workspaces/demo/exec"): (200, {"status": "finished", "exit_code": 0, "reason": "exited",
                                                         "stdout": base64.b64encode(b"\xff\xfe").decode(), "stdout_encoding": "base64",

@@ -1,5 +1,6 @@
-// Command gen rewrites the operation table in docs/public-contract.md from
-// the registry in package ops. Run from the repository root.
+// Command gen rewrites what is derived from the operation table for
+// documents: the table in docs/public-contract.md and
+// docs/operations.json. Run from the repository root.
 package main
 
 import (
@@ -11,21 +12,26 @@ import (
 )
 
 func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "gen:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
 	const path = "docs/public-contract.md"
 	b, err := os.ReadFile(path)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		return err
 	}
 	s := string(b)
 	i, j := strings.Index(s, ops.BeginMarker), strings.Index(s, ops.EndMarker)
 	if i < 0 || j < i {
-		fmt.Fprintln(os.Stderr, "gen: markers not found in", path)
-		os.Exit(1)
+		return fmt.Errorf("markers not found in %s", path)
 	}
 	s = s[:i+len(ops.BeginMarker)] + "\n" + ops.Table() + s[j:]
 	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		return err
 	}
+	return os.WriteFile("docs/operations.json", ops.Describe(), 0o644)
 }
