@@ -105,3 +105,99 @@ type PublishedPort struct {
 	Connections int64 `json:"connections"`
 	Open        int64 `json:"open"`
 }
+
+// ServiceList is the result of `service_list`.
+type ServiceList struct {
+	Services []Service `json:"services"`
+}
+
+// PortList is the result of `port_list`.
+type PortList struct {
+	Ports []PublishedPort `json:"ports"`
+}
+
+// ServiceLogs is the result of `service_logs`: the output, unless it was
+// streamed to the caller as it came.
+type ServiceLogs struct {
+	Service string `json:"service"`
+	// Output is UTF-8 text, or base64 when Encoding is "base64".
+	Output   string `json:"output"`
+	Encoding string `json:"encoding,omitempty"`
+	// Truncated says the output was longer than OutputLimit: the first
+	// part is returned (ask for a smaller tail).
+	Truncated bool `json:"truncated,omitempty"`
+	// Streamed says the output went to the caller's stream instead.
+	Streamed bool `json:"streamed,omitempty"`
+}
+
+// ServiceStartRequest is the request of `service_start`.
+type ServiceStartRequest struct {
+	Workspace string `json:"workspace" path:"true" cli:"arg"`
+	// Service is the service's name, unique in the workspace.
+	Service string `json:"service" cli:"arg"`
+	// Argv is the program and its arguments, run directly (use
+	// ["sh","-c","..."] for shell syntax).
+	Argv []string `json:"argv" cli:"arg"`
+	Cwd  string   `json:"cwd,omitempty" default:"/workspace"`
+	Env  []string `json:"env,omitempty"`
+	// Ready are readiness probes (docs/services.md); all must pass.
+	Ready []string `json:"ready,omitempty"`
+	// Restart is no, on-failure or always.
+	Restart string `json:"restart,omitempty" default:"no"`
+	// Wait waits for readiness (or the end) up to WaitTimeoutMS.
+	Wait          bool  `json:"wait,omitempty"`
+	WaitTimeoutMS int64 `json:"wait_timeout_ms,omitempty" default:"60000" max:"3600000" cli:"wait-timeout"`
+	// Publish lists ports to publish, [HOST_ADDR:]HOST_PORT:GUEST_PORT.
+	Publish []string `json:"publish,omitempty"`
+	// AllowNonLoopback permits publishing on a host address that is not
+	// a loopback address.
+	AllowNonLoopback bool `json:"allow_non_loopback,omitempty"`
+}
+
+// ServiceRequest names a service: the request of service_show,
+// service_restart and service_remove.
+type ServiceRequest struct {
+	Workspace string `json:"workspace" path:"true" cli:"arg"`
+	Service   string `json:"service" path:"true" cli:"arg"`
+}
+
+// ServiceLogsRequest is the request of `service_logs`.
+type ServiceLogsRequest struct {
+	Workspace string `json:"workspace" path:"true" cli:"arg"`
+	Service   string `json:"service" path:"true" cli:"arg"`
+	// Tail is the number of last lines (0: all that is kept).
+	Tail int `json:"tail,omitempty"`
+	// Follow streams new output until the service ends (streaming callers only).
+	Follow bool `json:"follow,omitempty"`
+}
+
+// ServiceStopRequest is the request of `service_stop`.
+type ServiceStopRequest struct {
+	Workspace string `json:"workspace" path:"true" cli:"arg"`
+	Service   string `json:"service" path:"true" cli:"arg"`
+	Signal    string `json:"signal,omitempty" default:"TERM"`
+	// TimeoutMS is the grace after the signal before SIGKILL.
+	TimeoutMS int64 `json:"timeout_ms,omitempty" default:"10000" max:"600000" cli:"timeout"`
+}
+
+// ServiceWaitRequest is the request of `service_wait`.
+type ServiceWaitRequest struct {
+	Workspace string `json:"workspace" path:"true" cli:"arg"`
+	Service   string `json:"service" path:"true" cli:"arg"`
+	TimeoutMS int64  `json:"timeout_ms,omitempty" default:"60000" max:"3600000" cli:"timeout"`
+}
+
+// PortPublishRequest is the request of `port_publish`.
+type PortPublishRequest struct {
+	Workspace string `json:"workspace" path:"true" cli:"arg"`
+	// Port is [HOST_ADDR:]HOST_PORT:GUEST_PORT.
+	Port             string `json:"port" cli:"arg"`
+	AllowNonLoopback bool   `json:"allow_non_loopback,omitempty"`
+}
+
+// PortUnpublishRequest is the request of `port_unpublish`.
+type PortUnpublishRequest struct {
+	Workspace string `json:"workspace" path:"true" cli:"arg"`
+	// Port is the host side, [HOST_ADDR:]HOST_PORT (or the whole spec).
+	Port string `json:"port" path:"true" cli:"arg"`
+}
