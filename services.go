@@ -39,6 +39,10 @@ type ServiceStartOptions struct {
 	Ready []string
 	// Restart is "no" (default), "on-failure" or "always".
 	Restart string
+	// StartLimitBurst starts within StartLimitInterval are allowed (default
+	// 5 in 10 s); a restart beyond them makes the service failed.
+	StartLimitBurst    int
+	StartLimitInterval time.Duration
 	// Wait waits for readiness or the end, at most WaitTimeout (default 60 s).
 	Wait        bool
 	WaitTimeout time.Duration
@@ -51,6 +55,7 @@ type ServiceStartOptions struct {
 // Wait says whether it became ready (only Result "ready" is success).
 func (w *Workspace) ServiceStart(ctx context.Context, name string, o ServiceStartOptions) (*ServiceStartResult, error) {
 	req := api.ServiceStartRequest{Workspace: w.ref, Service: name, Argv: o.Argv, Cwd: o.Cwd, Env: o.Env, Ready: o.Ready, Restart: o.Restart,
+		StartLimitBurst: o.StartLimitBurst, StartLimitIntervalMS: millis(o.StartLimitInterval),
 		Wait: o.Wait, WaitTimeoutMS: millis(o.WaitTimeout), Publish: o.Publish, AllowNonLoopback: o.AllowNonLoopback}
 	return invoke[ServiceStartResult](ctx, w.c, "service_start", &req, Streams{})
 }

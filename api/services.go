@@ -144,6 +144,11 @@ type ServiceStartRequest struct {
 	Ready []string `json:"ready,omitempty"`
 	// Restart is no, on-failure or always.
 	Restart string `json:"restart,omitempty" default:"no"`
+	// StartLimitBurst starts within StartLimitIntervalMS are allowed; a
+	// restart beyond them makes the service failed (as systemd's
+	// StartLimitBurst and StartLimitIntervalSec).
+	StartLimitBurst      int   `json:"start_limit_burst,omitempty" default:"5" max:"1000"`
+	StartLimitIntervalMS int64 `json:"start_limit_interval_ms,omitempty" default:"10000" max:"86400000" cli:"start-limit-interval"`
 	// Wait waits for readiness (or the end) up to WaitTimeoutMS.
 	Wait          bool  `json:"wait,omitempty"`
 	WaitTimeoutMS int64 `json:"wait_timeout_ms,omitempty" default:"60000" max:"3600000" cli:"wait-timeout"`

@@ -96,6 +96,8 @@ port reachable on the host (see 'hearth workspace port').`,
 	f.StringArrayVar(&o.Env, "env", nil, "environment variable KEY=VALUE (repeatable)")
 	f.StringArrayVar(&o.Ready, "ready", nil, "readiness probe (repeatable; all must pass), e.g. port:8000 or 'log:listening on'")
 	f.StringVar(&o.Restart, "restart", "no", "restart policy: no, on-failure or always")
+	f.IntVar(&o.StartLimitBurst, "start-limit-burst", 5, "starts allowed within --start-limit-interval; one more restart makes the service failed")
+	f.DurationVar(&o.StartLimitInterval, "start-limit-interval", 10*time.Second, "the start limit's window")
 	f.BoolVar(&o.Wait, "wait", false, "wait until the service is ready (exit 0) or has ended (exit 1)")
 	f.DurationVar(&o.WaitTimeout, "wait-timeout", time.Minute, "with --wait, give up after this long (exit 124)")
 	f.StringArrayVar(&o.Publish, "publish", nil, "publish [HOST_ADDR:]HOST_PORT:GUEST_PORT on the host (repeatable)")

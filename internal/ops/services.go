@@ -28,6 +28,7 @@ var serviceOps = []Op{
 		local: bind(func(ctx context.Context, m *m, r api.ServiceStartRequest, _ IO) (*api.ServiceStartResult, error) {
 			res, err := m.ServiceStart(ctx, r.Workspace, workspace.ServiceStartOptions{
 				Name: r.Service, Argv: r.Argv, Cwd: r.Cwd, Env: r.Env, Ready: r.Ready, Restart: r.Restart,
+				StartLimitBurst: r.StartLimitBurst, StartLimitInterval: ms(r.StartLimitIntervalMS),
 				Wait: r.Wait, WaitTimeout: ms(r.WaitTimeoutMS), Publish: r.Publish,
 				PublishOptions: workspace.PublishOptions{AllowNonLoopback: r.AllowNonLoopback},
 			})

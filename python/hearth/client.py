@@ -480,6 +480,8 @@ class Workspace:
         env: Env = None,
         ready: Optional[Iterable[str]] = None,
         restart: Optional[str] = None,
+        start_limit_burst: Optional[int] = None,
+        start_limit_interval_ms: Optional[int] = None,
         wait: bool = False,
         wait_timeout_ms: Optional[int] = None,
         publish: Optional[Iterable[str]] = None,
@@ -493,7 +495,8 @@ class Workspace:
         success.
         """
         body = _clean({"service": service, "argv": [os.fspath(a) for a in command], "cwd": cwd, "env": _env_list(env),
-                       "ready": list(ready) if ready else None, "restart": restart, "wait": wait or None,
+                       "ready": list(ready) if ready else None, "restart": restart,
+                       "start_limit_burst": start_limit_burst, "start_limit_interval_ms": start_limit_interval_ms, "wait": wait or None,
                        "wait_timeout_ms": wait_timeout_ms, "publish": list(publish) if publish else None,
                        "allow_non_loopback": allow_non_loopback or None})
         return ServiceStartResult.from_dict(self.client._call("POST", self._p("services"), body=body))

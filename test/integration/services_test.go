@@ -213,9 +213,13 @@ func TestServices(t *testing.T) {
 	})
 
 	t.Run("on-failure restarts, then the start limit", func(t *testing.T) {
-		r := startService(t, m, id, workspace.ServiceStartOptions{Name: "crash", Argv: []string{"sh", "-c", "echo crashing; exit 1"}, Restart: "on-failure", Ready: []string{"port:1"}, Wait: true, WaitTimeout: 2 * time.Minute})
+		// 4 starts in a minute: under emulation a crash loop with back-off
+		// (100, 200, 400 ms) fits easily.
+		r := startService(t, m, id, workspace.ServiceStartOptions{Name: "crash", Argv: []string{"sh", "-c", "echo crashing; exit 1"}, Restart: "on-failure",
+			StartLimitBurst: 4, StartLimitInterval: time.Minute, Ready: []string{"port:1"}, Wait: true, WaitTimeout: 2 * time.Minute})
 		w := r.Wait
-		if w.Result != api.WaitExited || w.Service.State != api.ServiceFailed || w.Service.Restarts != 4 || !strings.Contains(w.Service.Message, "start limit") || *w.ExitCode != 1 {
+		if w.Result != api.WaitExited || w.Service.State != api.ServiceFailed || w.Service.Restarts != 3 || !strings.Contains(w.Service.Message, "start limit") || *w.ExitCode != 1 ||
+			strings.Count(w.Tail, "crashing") != 4 {
 			t.Fatalf("%+v", w)
 		}
 	})
