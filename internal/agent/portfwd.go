@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hearthvm/hearth/internal/guestproto"
@@ -35,6 +36,12 @@ func handlePortConnect(ctx context.Context, s *Server, st *Stream, req *guestpro
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(req.Port.Port))
 	d := net.Dialer{Timeout: portDialTimeout}
 	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil && errors.Is(err, syscall.ECONNREFUSED) {
+		// A server listening on the IPv6 loopback only.
+		if c6, err6 := d.DialContext(ctx, "tcp", net.JoinHostPort("::1", strconv.Itoa(req.Port.Port))); err6 == nil {
+			c, err = c6, nil
+		}
+	}
 	if err != nil {
 		return nil, errorf(guestproto.CodePrecondition, "nothing accepts connections on %s in the guest: %v", addr, unwrapDialErr(err))
 	}

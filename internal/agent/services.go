@@ -90,6 +90,8 @@ type service struct {
 	spec   guestproto.ServiceSpec
 	probes []*guestproto.Probe
 	notify *notifySocket // set when a probe is notify
+	// opMu serialises stop, restart and remove requests.
+	opMu sync.Mutex
 
 	mu        sync.Mutex
 	state     string
@@ -788,6 +790,8 @@ func handleServiceStop(ctx context.Context, s *Server, st *Stream, req *guestpro
 	if err != nil {
 		return nil, err
 	}
+	sv.opMu.Lock()
+	defer sv.opMu.Unlock()
 	if err := sv.stop(sig, timeout); err != nil {
 		return nil, err
 	}
@@ -809,6 +813,8 @@ func handleServiceRestart(ctx context.Context, s *Server, st *Stream, req *guest
 	if err != nil {
 		return nil, err
 	}
+	sv.opMu.Lock()
+	defer sv.opMu.Unlock()
 	if err := sv.stop(unix.SIGTERM, guestproto.DefaultStopTimeout); err != nil {
 		return nil, err
 	}
@@ -828,6 +834,8 @@ func handleServiceRemove(ctx context.Context, s *Server, st *Stream, req *guestp
 	if err != nil {
 		return nil, err
 	}
+	sv.opMu.Lock()
+	defer sv.opMu.Unlock()
 	if err := sv.stop(unix.SIGTERM, guestproto.DefaultStopTimeout); err != nil {
 		return nil, err
 	}

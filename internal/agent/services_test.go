@@ -337,4 +337,25 @@ func TestPortConnect(t *testing.T) {
 	if _, err := c.PortConnect(tctx(t), port); !errors.Is(err, errdefs.ErrFailedPrecondition) || !strings.Contains(err.Error(), "nothing accepts connections") {
 		t.Fatalf("closed port: %v", err)
 	}
+	// A server on the IPv6 loopback only is reached too.
+	ln6, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Fatalf("this test needs the IPv6 loopback: %v", err)
+	}
+	defer ln6.Close()
+	go func() {
+		if s, err := ln6.Accept(); err == nil {
+			s.Write([]byte("v6"))
+			s.Close()
+		}
+	}()
+	conn, err = c.PortConnect(tctx(t), ln6.Addr().(*net.TCPAddr).Port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(conn)
+	conn.Close()
+	if string(b) != "v6" {
+		t.Fatalf("v6 server: %q", b)
+	}
 }
