@@ -3,18 +3,36 @@
 #   make test     unit + real-VM integration tests (builds the guest image once, cached)
 #   make check    go vet, gofmt and staticcheck
 #   make bench    benchmarks (real VMs)
+#   make install  bin/hearth to $(DESTDIR)$(PREFIX)/bin, the guest agent to
+#                 $(DESTDIR)$(PREFIX)/libexec/hearth (where hearth looks for it)
 GO        ?= go
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS   := -X github.com/hearthvm/hearth/internal/agent.Version=$(VERSION)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS   := -X github.com/hearthvm/hearth/internal/agent.Version=$(VERSION) \
+	-X github.com/hearthvm/hearth/internal/version.Version=$(VERSION) \
+	-X github.com/hearthvm/hearth/internal/version.Commit=$(COMMIT)
+PREFIX    ?= /usr/local
 TEST_HOME ?= $(CURDIR)/.cache/hearth-test
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build test unit check bench clean image
+.PHONY: build test unit check bench clean image install uninstall
 
 build:
 	@mkdir -p bin
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS) -s -w' -o bin/hearth-agent ./cmd/hearth-agent
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/hearth ./cmd/hearth
+
+# hearth finds its guest agent next to itself or in ../libexec/hearth/
+# (internal/initrd.FindAgent); the agent is not a command for people, so it
+# goes to libexec. Images and workspaces live under $HEARTH_HOME, not here.
+install: build
+	install -d '$(DESTDIR)$(PREFIX)/bin' '$(DESTDIR)$(PREFIX)/libexec/hearth'
+	install -m 0755 bin/hearth '$(DESTDIR)$(PREFIX)/bin/hearth'
+	install -m 0755 bin/hearth-agent '$(DESTDIR)$(PREFIX)/libexec/hearth/hearth-agent'
+
+uninstall:
+	rm -f '$(DESTDIR)$(PREFIX)/bin/hearth' '$(DESTDIR)$(PREFIX)/libexec/hearth/hearth-agent'
+	-rmdir '$(DESTDIR)$(PREFIX)/libexec/hearth'
 
 # The guest image for tests, built once into TEST_HOME and reused.
 image: build

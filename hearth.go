@@ -308,13 +308,21 @@ func (w *Workspace) Exec(ctx context.Context, o ExecOptions) (*ExecResult, error
 	return invoke[ExecResult](ctx, w.c, "workspace_exec", &req, execStreams(o))
 }
 
-// Logs returns the command log.
+// Logs returns the command log (the last o.Tail entries, or all), reading
+// it page by page.
 func (w *Workspace) Logs(ctx context.Context, o LogsOptions) ([]Command, error) {
-	l, err := invoke[api.CommandList](ctx, w.c, "workspace_logs", &api.LogsRequest{Workspace: w.ref, Tail: o.Tail}, Streams{})
-	if err != nil {
-		return nil, err
+	var all []Command
+	for off := 0; ; {
+		l, err := invoke[api.CommandList](ctx, w.c, "workspace_logs", &api.LogsRequest{Workspace: w.ref, Tail: o.Tail, Offset: off, Limit: 10000}, Streams{})
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, l.Commands...)
+		if l.NextOffset >= l.Total || len(l.Commands) == 0 {
+			return all, nil
+		}
+		off = l.NextOffset
 	}
-	return l.Commands, nil
 }
 
 // CommandOutput opens the full "stdout" or "stderr" of a logged command.
@@ -371,20 +379,20 @@ func (c *Client) hostPath(p string) string {
 // SyncPush pushes a host directory into the workspace (only changed files
 // cross). It never changes the baseline.
 func (w *Workspace) SyncPush(ctx context.Context, src string, o SyncOptions) (*SyncResult, error) {
-	req := api.SyncPushRequest{Workspace: w.ref, Source: w.c.hostPath(src), Dest: o.Dest, Delete: o.Delete}
+	req := api.SyncPushRequest{Workspace: w.ref, Source: w.c.hostPath(src), Dest: o.Dest, Delete: o.Delete, Exclude: o.Exclude}
 	return invoke[SyncResult](ctx, w.c, "workspace_sync_push", &req, Streams{})
 }
 
 // Diff compares the live /workspace with the create-time baseline.
 func (w *Workspace) Diff(ctx context.Context, o DiffOptions) (*DiffResult, error) {
-	req := api.DiffRequest{Workspace: w.ref, Paths: o.Paths, NoPatch: o.NoPatch}
+	req := api.DiffRequest{Workspace: w.ref, Paths: o.Paths, NoPatch: o.NoPatch, Exclude: o.Exclude, MaxPatchBytes: o.MaxPatchBytes, MaxTotalPatchBytes: o.MaxTotalPatchBytes}
 	return invoke[DiffResult](ctx, w.c, "workspace_diff", &req, Streams{})
 }
 
 // Export copies a file or directory under /workspace to a new host
 // directory, or to an archive with o.Archive.
 func (w *Workspace) Export(ctx context.Context, guestPath, hostDest string, o ExportOptions) (*ExportResult, error) {
-	req := api.ExportRequest{Workspace: w.ref, GuestPath: guestPath, HostDest: w.c.hostPath(hostDest), Archive: o.Archive, Force: o.Force}
+	req := api.ExportRequest{Workspace: w.ref, GuestPath: guestPath, HostDest: w.c.hostPath(hostDest), Archive: o.Archive, Force: o.Force, PreserveMode: o.PreserveMode, Exclude: o.Exclude}
 	return invoke[ExportResult](ctx, w.c, "workspace_export", &req, Streams{})
 }
 

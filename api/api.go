@@ -56,6 +56,9 @@ const (
 	ReasonOOM         = "oom"
 	ReasonKilled      = "killed"
 	ReasonStartFailed = "start_failed"
+	// ReasonLost: hearth lost the command (its VM or the host process
+	// that ran it went away); Message says which.
+	ReasonLost = "lost"
 )
 
 // ExecResult is the outcome of one command.
@@ -68,7 +71,7 @@ type ExecResult struct {
 	Status   string `json:"status"`
 	ExitCode int    `json:"exit_code"`
 	// Reason says why the command ended: exited, signaled, timeout, oom,
-	// killed, start_failed.
+	// killed, start_failed, lost (Message says what was lost).
 	Reason     string `json:"reason"`
 	Signal     string `json:"signal,omitempty"`
 	TimedOut   bool   `json:"timed_out"`
@@ -105,25 +108,42 @@ type Command struct {
 	Cwd        string    `json:"cwd,omitempty"`
 	StartedAt  time.Time `json:"started_at"`
 	DurationMS int64     `json:"duration_ms"`
-	ExitCode   *int      `json:"exit_code"`
-	Reason     string    `json:"reason,omitempty"`
-	Signal     string    `json:"signal,omitempty"`
-	Status     string    `json:"status"` // running, finished, lost
+	// ExitCode is null while the command runs, and for a lost command or
+	// one that could not be started.
+	ExitCode *int `json:"exit_code"`
+	// Reason says why the command ended, one of: exited, signaled,
+	// timeout, oom, killed, start_failed, lost (empty while running).
+	Reason string `json:"reason,omitempty"`
+	// Message explains Reason in words where it needs it (what was lost,
+	// why a command did not start), or says the output was not fully kept.
+	Message string `json:"message,omitempty"`
+	Signal  string `json:"signal,omitempty"`
+	Status  string `json:"status"` // running, finished, lost
 	// Detached is true for commands started with detach or yield, which
 	// the workspace's supervisor runs.
 	Detached bool `json:"detached,omitempty"`
-	// HostPID is the host process that runs a foreground command; if it
-	// dies while the command runs, the command is reported lost.
-	HostPID     int   `json:"host_pid,omitempty"`
+	// HostPID is the host process that runs the command: the caller for a
+	// foreground command, the workspace's supervisor for a detached one.
+	// If it dies while the command runs, the command is reported lost.
+	HostPID int `json:"host_pid,omitempty"`
+	// StdoutBytes and StderrBytes count all the output the command wrote.
 	StdoutBytes int64 `json:"stdout_bytes"`
 	StderrBytes int64 `json:"stderr_bytes"`
+	// StdoutDroppedBytes and StderrDroppedBytes are the part of that
+	// output not kept on the host because it went past the per-stream
+	// output cap (the first cap bytes are kept).
+	StdoutDroppedBytes int64 `json:"stdout_dropped_bytes"`
+	StderrDroppedBytes int64 `json:"stderr_dropped_bytes"`
+	// Pruned is true once the command's output was removed from the host
+	// (`workspace logs --prune`, or the log quota); the entry stays.
+	Pruned bool `json:"pruned,omitempty"`
 }
 
 // Command statuses.
 const (
 	CommandRunning  = "running"
 	CommandFinished = "finished"
-	CommandLost     = "lost" // the VM stopped while it ran
+	CommandLost     = "lost" // the VM, or the host process that ran it, went away
 )
 
 // Shell states.

@@ -14,6 +14,8 @@ package api
 //     the CLI takes another way (it says how in its help).
 //   - path:"true" marks a field that is part of the HTTP path.
 //   - format:"size" marks a size like "8G" or "512M".
+//   - host:"read" / host:"write" marks a host path; the HTTP and MCP
+//     servers confine these to the directories their operator allowed.
 
 // Signals are the signal names command_kill and shell_signal accept.
 var Signals = []string{"INT", "TERM", "KILL", "HUP", "QUIT", "USR1", "USR2", "TSTP", "CONT"}
@@ -55,7 +57,7 @@ type CreateRequest struct {
 	DiskSize string `json:"disk_size,omitempty" default:"8G" format:"size"`
 	// Seed is a host path (directory or .tar/.tar.gz/.tgz/.zip) on the
 	// machine hearth runs on.
-	Seed string `json:"seed,omitempty"`
+	Seed string `json:"seed,omitempty" host:"read"`
 	// Publish lists ports to publish, [HOST_ADDR:]HOST_PORT:GUEST_PORT
 	// (docs/services.md).
 	Publish          []string `json:"publish,omitempty"`
@@ -93,17 +95,36 @@ type ExecRequest struct {
 // LogsRequest is the request of `workspace_logs`.
 type LogsRequest struct {
 	Workspace string `json:"workspace" path:"true" cli:"arg"`
-	// Tail keeps only the last N commands (0: all).
+	// Tail keeps only the last N commands (0: all), before paging.
 	Tail int `json:"tail,omitempty"`
+	// Offset and Limit page through the (tailed) list: at most Limit
+	// entries from Offset; the result's next_offset continues.
+	Offset int `json:"offset,omitempty" cli:"-"`
+	Limit  int `json:"limit,omitempty" default:"1000" max:"10000" cli:"-"`
+}
+
+// LogsPruneRequest is the request of `workspace_logs_prune`.
+type LogsPruneRequest struct {
+	Workspace string `json:"workspace" path:"true" cli:"arg"`
+	// KeepLast keeps the output of the last N commands.
+	KeepLast int `json:"keep_last,omitempty"`
+	// OlderThanMS prunes only commands started longer ago than this.
+	OlderThanMS int64 `json:"older_than_ms,omitempty" cli:"older-than"`
+	// MaxBytes stops once the whole log takes at most this much ("1G";
+	// empty: prune every command selected).
+	MaxBytes string `json:"max_bytes,omitempty" format:"size"`
 }
 
 // SyncPushRequest is the request of `workspace_sync_push`.
 type SyncPushRequest struct {
 	Workspace string `json:"workspace" path:"true" cli:"arg"`
 	// Source is a host directory on the machine hearth runs on.
-	Source string `json:"source" cli:"arg"`
+	Source string `json:"source" cli:"arg" host:"read"`
 	Dest   string `json:"dest,omitempty" default:"/workspace"`
 	Delete bool   `json:"delete,omitempty"`
+	// Exclude leaves out paths matching these gitignore patterns (relative
+	// to source; excluded guest paths also survive delete).
+	Exclude []string `json:"exclude,omitempty"`
 }
 
 // DiffRequest is the request of `workspace_diff`.
@@ -112,6 +133,14 @@ type DiffRequest struct {
 	Paths     []string `json:"paths,omitempty" cli:"arg"`
 	// NoPatch leaves patches out (the CLI's --stat and --name-only).
 	NoPatch bool `json:"no_patch,omitempty" cli:"-"`
+	// Exclude leaves out paths matching these gitignore patterns (relative
+	// to /workspace).
+	Exclude []string `json:"exclude,omitempty"`
+	// MaxPatchBytes bounds one file: a larger file is not read, a longer
+	// patch is left out (patch_omitted says which).
+	MaxPatchBytes int64 `json:"max_patch_bytes,omitempty" default:"1048576"`
+	// MaxTotalPatchBytes bounds the patch text of the whole result.
+	MaxTotalPatchBytes int64 `json:"max_total_patch_bytes,omitempty" default:"16777216"`
 }
 
 // ExportRequest is the request of `workspace_export`.
@@ -119,10 +148,16 @@ type ExportRequest struct {
 	Workspace string `json:"workspace" path:"true" cli:"arg"`
 	GuestPath string `json:"guest_path" cli:"arg"`
 	// HostDest is a host path on the machine hearth runs on.
-	HostDest string `json:"host_dest" cli:"arg"`
+	HostDest string `json:"host_dest" cli:"arg" host:"write"`
 	Archive  bool   `json:"archive,omitempty"`
 	// Force replaces an existing non-empty destination, whole.
 	Force bool `json:"force,omitempty"`
+	// PreserveMode keeps setuid, setgid, sticky and world-writable bits
+	// (dropped by default).
+	PreserveMode bool `json:"preserve_mode,omitempty"`
+	// Exclude leaves out paths matching these gitignore patterns (relative
+	// to guest_path).
+	Exclude []string `json:"exclude,omitempty"`
 }
 
 // CommandWaitRequest is the request of `command_wait`.

@@ -7,14 +7,30 @@ type WorkspaceList struct {
 	Workspaces []Workspace `json:"workspaces"`
 }
 
-// CommandList is the result of `workspace_logs`.
+// CommandList is the result of `workspace_logs`: one page of the log.
 type CommandList struct {
 	Commands []Command `json:"commands"`
+	// Total is the number of entries before paging; NextOffset is where
+	// the next page starts (equal to Total on the last page).
+	Total      int `json:"total"`
+	NextOffset int `json:"next_offset"`
 }
 
 // ShellList is the result of `shell_list`.
 type ShellList struct {
 	Shells []Shell `json:"shells"`
+}
+
+// LogsPruneResult is the result of `workspace_logs_prune`.
+type LogsPruneResult struct {
+	// Pruned are the ids whose output was removed, oldest first.
+	Pruned []string `json:"pruned"`
+	// FreedBytes is the output removed.
+	FreedBytes int64 `json:"freed_bytes"`
+	// LogBytes is what the log takes on the host afterwards.
+	LogBytes int64 `json:"log_bytes"`
+	// QuotaBytes is the log's quota.
+	QuotaBytes int64 `json:"quota_bytes"`
 }
 
 // SyncResult is the result of `workspace_sync_push`.
@@ -71,8 +87,12 @@ type DiffFile struct {
 	// Binary is set when either side's content is binary (see IsBinary).
 	Binary bool `json:"binary"`
 	// Patch is a unified diff ("--- a/p", "+++ b/p", hunks) for text files
-	// and symlink targets; empty for binary files and when omitted.
-	Patch        string `json:"patch,omitempty"`
+	// and symlink targets; empty for binary files, with no_patch, and when
+	// omitted.
+	Patch string `json:"patch,omitempty"`
+	// PatchOmitted says why a text file has no patch ("too large",
+	// "content unavailable", "patch too large", "diff too large", or an
+	// MCP bound); empty when it has one, is binary, or no_patch was asked.
 	PatchOmitted string `json:"patch_omitted,omitempty"`
 	Insertions   int    `json:"insertions"`
 	Deletions    int    `json:"deletions"`

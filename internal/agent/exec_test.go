@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 // Server over an in-memory pipe.
 func testClient(t *testing.T) *guest.Client {
 	t.Helper()
-	srv := NewServer(nil)
+	srv := newHostServer()
 	return &guest.Client{Dial: func(ctx context.Context) (net.Conn, error) {
 		a, b := net.Pipe()
 		go srv.ServeConn(context.Background(), a)
@@ -300,7 +300,7 @@ func TestExecLargeOutputBoundedMemory(t *testing.T) {
 }
 
 func TestExecHostCloseKills(t *testing.T) {
-	srv := NewServer(nil)
+	srv := newHostServer()
 	a, b := net.Pipe()
 	done := make(chan struct{})
 	go func() { srv.ServeConn(context.Background(), a); close(done) }()

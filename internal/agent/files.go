@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/hearthvm/hearth/internal/guestproto"
+	"github.com/hearthvm/hearth/internal/ignore"
 )
 
 // maxWarnings bounds the warnings one file operation reports.
@@ -40,6 +41,15 @@ func filesRequest(req *guestproto.Request) (string, *guestproto.FilesRequest, er
 		return "", nil, errorf(guestproto.CodeInvalid, "path %q must be an absolute guest path", fr.Path)
 	}
 	return filepath.Clean(fr.Path), fr, nil
+}
+
+// excludeMatcher compiles a request's exclude patterns.
+func excludeMatcher(fr *guestproto.FilesRequest) (*ignore.Matcher, error) {
+	m, err := ignore.Compile(fr.Exclude)
+	if err != nil {
+		return nil, errorf(guestproto.CodeInvalid, "%v", err)
+	}
+	return m, nil
 }
 
 // lstatRoot stats the root of an operation, mapping a missing path to
@@ -128,7 +138,11 @@ func (r *dataReader) Read(p []byte) (int, error) {
 }
 
 func handleTarOut(ctx context.Context, s *Server, st *Stream, req *guestproto.Request) (*guestproto.Response, error) {
-	root, _, err := filesRequest(req)
+	root, fr, err := filesRequest(req)
+	if err != nil {
+		return nil, err
+	}
+	excl, err := excludeMatcher(fr)
 	if err != nil {
 		return nil, err
 	}
@@ -140,14 +154,22 @@ func handleTarOut(ctx context.Context, s *Server, st *Stream, req *guestproto.Re
 	warn := &warnings{list: &res.Warnings}
 	bw := bufio.NewWriterSize(dataWriter{st}, guestproto.ChunkSize)
 	tw := tar.NewWriter(bw)
-	if !fi.IsDir() {
+	switch {
+	case !fi.IsDir() && excl.ExcludedSelf(filepath.Base(root), false):
+	case !fi.IsDir():
 		err = tarAdd(tw, root, filepath.Base(root), res, warn)
-	} else {
+	default:
 		err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 			if ctx.Err() != nil {
 				return context.Cause(ctx)
 			}
 			rel, _ := filepath.Rel(root, p)
+			if p != root && excl.ExcludedSelf(filepath.ToSlash(rel), d != nil && d.IsDir()) {
+				if d != nil && d.IsDir() {
+					return fs.SkipDir
+				}
+				return nil
+			}
 			if err != nil {
 				if p == root {
 					return fmt.Errorf("read %s: %w", root, err)
@@ -287,6 +309,10 @@ func handleTarIn(ctx context.Context, s *Server, st *Stream, req *guestproto.Req
 	if err != nil {
 		return nil, err
 	}
+	excl, err := excludeMatcher(fr)
+	if err != nil {
+		return nil, err
+	}
 	keep := make([]string, 0, len(fr.Keep))
 	for _, k := range fr.Keep {
 		rel, err := cleanRel(k)
@@ -328,7 +354,7 @@ func handleTarIn(ctx context.Context, s *Server, st *Stream, req *guestproto.Req
 		return nil, err
 	}
 	if fr.Delete {
-		if err := x.deleteOthers(keep); err != nil {
+		if err := x.deleteOthers(keep, excl); err != nil {
 			return nil, err
 		}
 	}
@@ -362,6 +388,10 @@ func handleManifest(ctx context.Context, s *Server, st *Stream, req *guestproto.
 	if err != nil {
 		return nil, err
 	}
+	excl, err := excludeMatcher(fr)
+	if err != nil {
+		return nil, err
+	}
 	fi, err := lstatRoot(root)
 	if err != nil {
 		return nil, err
@@ -387,9 +417,11 @@ func handleManifest(ctx context.Context, s *Server, st *Stream, req *guestproto.
 		}
 		entries = append(entries, e)
 	}
-	if !fi.IsDir() {
+	switch {
+	case !fi.IsDir() && excl.ExcludedSelf(filepath.Base(root), false):
+	case !fi.IsDir():
 		add(root, filepath.Base(root), fi)
-	} else {
+	default:
 		rootDev := fileDev(fi)
 		err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 			if ctx.Err() != nil {
@@ -397,6 +429,12 @@ func handleManifest(ctx context.Context, s *Server, st *Stream, req *guestproto.
 			}
 			rel, _ := filepath.Rel(root, p)
 			rel = filepath.ToSlash(rel)
+			if p != root && excl.ExcludedSelf(rel, d != nil && d.IsDir()) {
+				if d != nil && d.IsDir() {
+					return fs.SkipDir
+				}
+				return nil
+			}
 			if err != nil {
 				if p == root {
 					return fmt.Errorf("read %s: %w", root, err)

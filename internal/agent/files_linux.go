@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hearthvm/hearth/internal/guestproto"
+	"github.com/hearthvm/hearth/internal/ignore"
 )
 
 // openNoFollow makes an open fail on a symlink instead of following it.
@@ -52,6 +53,7 @@ type extractor struct {
 	warn   *warnings
 	kinds  map[string]byte // rel path -> last tar type written there
 	dirs   []dirMeta
+	excl   *ignore.Matcher // entries deleteOthers must keep
 }
 
 type dirMeta struct {
@@ -304,6 +306,45 @@ func removeAllAt(dirfd int, name string) (int64, error) {
 	return n + 1, ignoreENOENT(unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR))
 }
 
+// removeUnexcluded removes name in dirfd and what is beneath it, except
+// entries x.excl matches and the directories that hold them. kept reports
+// that something was left.
+func (x *extractor) removeUnexcluded(dirfd int, name, rel string) (n int64, kept bool, err error) {
+	var st unix.Stat_t
+	if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return 0, false, ignoreENOENT(err)
+	}
+	isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
+	if x.excl.ExcludedSelf(rel, isDir) {
+		return 0, true, nil
+	}
+	if !isDir {
+		return 1, false, ignoreENOENT(unix.Unlinkat(dirfd, name, 0))
+	}
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, false, err
+	}
+	d := os.NewFile(uintptr(fd), name)
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return 0, false, err
+	}
+	for _, c := range names {
+		m, k, err := x.removeUnexcluded(fd, c, rel+"/"+c)
+		n += m
+		kept = kept || k
+		if err != nil {
+			return n, kept, err
+		}
+	}
+	if kept {
+		return n, true, nil
+	}
+	return n + 1, false, ignoreENOENT(unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR))
+}
+
 func ignoreENOENT(err error) error {
 	if errors.Is(err, unix.ENOENT) {
 		return nil
@@ -312,9 +353,10 @@ func ignoreENOENT(err error) error {
 }
 
 // deleteOthers removes entries under the root that are neither in the tar
-// nor in keep, nor ancestors of either. It does not enter other file
-// systems.
-func (x *extractor) deleteOthers(keep []string) error {
+// nor in keep, nor ancestors of either, nor matched by excl (nor
+// directories holding a match). It does not enter other file systems.
+func (x *extractor) deleteOthers(keep []string, excl *ignore.Matcher) error {
+	x.excl = excl
 	kept := make(map[string]bool, len(x.kinds)+len(keep))
 	mark := func(rel string) {
 		for rel != "" && rel != "." && !kept[rel] {
@@ -358,8 +400,17 @@ func (x *extractor) deleteIn(fd int, prefix string, dev uint64, kept map[string]
 			x.warn.add("kept %s: another file system is mounted there", rel)
 			continue
 		}
+		if x.excl.ExcludedSelf(rel, isDir) {
+			continue // excluded: not the source's to delete
+		}
 		if !kept[rel] {
-			n, err := removeAllAt(fd, name)
+			var n int64
+			var err error
+			if x.excl == nil {
+				n, err = removeAllAt(fd, name)
+			} else {
+				n, _, err = x.removeUnexcluded(fd, name, rel)
+			}
 			x.res.Deleted += n
 			if err != nil {
 				return fmt.Errorf("delete %s: %w", rel, err)

@@ -43,6 +43,11 @@ type Server struct {
 	// Shutdown is called by the shutdown operation after its response is
 	// sent; nil in tests.
 	Shutdown func()
+	// ShellArgv is the command shell sessions run. Empty: /bin/bash -l
+	// where /bin/bash exists, else /bin/sh. Tests on the host set a shell
+	// that reads no start-up files (bash --noprofile --norc), so the host
+	// user's ~/.bashrc cannot slow them down or write into their output.
+	ShellArgv []string
 
 	shells   *shellTable   // set by newShellTable in shell.go
 	services *serviceTable // services.go

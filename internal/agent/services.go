@@ -78,7 +78,7 @@ func (t *serviceTable) get(name string) (*service, error) {
 	defer t.mu.Unlock()
 	sv, ok := t.svcs[name]
 	if !ok {
-		return nil, errorf(guestproto.CodeNotFound, "no service named %q: see `hearth workspace service list`", name)
+		return nil, errorf(guestproto.CodeNotFound, "no service named %q (service_list lists the services)", name)
 	}
 	return sv, nil
 }
@@ -213,7 +213,7 @@ func (sv *service) loop(r *svcRun, spawned chan struct{}) {
 			return
 		case d.limitHit:
 			sv.run = nil
-			sv.setStateLocked(guestproto.ServiceFailed, fmt.Sprintf("start limit hit: %d starts within %s (%s); restart it with `hearth workspace service restart`",
+			sv.setStateLocked(guestproto.ServiceFailed, fmt.Sprintf("start limit hit: %d starts within %s (%s); start it again with service_restart",
 				sv.tracker.p.burst, sv.tracker.p.period, describeExit(exit)))
 			sv.mu.Unlock()
 			return
@@ -603,11 +603,11 @@ func (t *serviceTable) register(spec *guestproto.ServiceSpec) (*service, error) 
 	t.mu.Lock()
 	if old, ok := t.svcs[spec.Name]; ok {
 		t.mu.Unlock()
-		return nil, errorf(guestproto.CodeExists, "a service named %q already exists (state %s): start it again with `hearth workspace service restart`, or remove it with `hearth workspace service rm`", spec.Name, old.info().State)
+		return nil, errorf(guestproto.CodeExists, "a service named %q already exists (state %s): start it again with service_restart, or remove it with service_remove first", spec.Name, old.info().State)
 	}
 	if len(t.svcs) >= maxServices {
 		t.mu.Unlock()
-		return nil, errorf(guestproto.CodeLimit, "%d services exist, the most a workspace allows: remove one with `hearth workspace service rm`", len(t.svcs))
+		return nil, errorf(guestproto.CodeLimit, "%d services exist, the most a workspace allows: remove one first", len(t.svcs))
 	}
 	t.svcs[spec.Name] = sv
 	t.mu.Unlock()

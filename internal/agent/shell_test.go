@@ -2,8 +2,21 @@ package agent
 
 import (
 	"bytes"
+	"os"
 	"testing"
 )
+
+// newHostServer is a Server for tests on the host. Its shells read no
+// start-up files (Server.ShellArgv), so the host user's ~/.bashrc can
+// neither slow the tests down nor write into their output.
+func newHostServer() *Server {
+	s := NewServer(nil)
+	s.ShellArgv = []string{"/bin/sh"}
+	if _, err := os.Stat("/bin/bash"); err == nil {
+		s.ShellArgv = []string{"/bin/bash", "--noprofile", "--norc"}
+	}
+	return s
+}
 
 func TestRing(t *testing.T) {
 	const size = 8

@@ -72,7 +72,7 @@ func TestSerialSessionSurvivesHostReconnect(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	port := &fakePort{}
-	go serveSerial(ctx, NewServer(nil), discardLog(), port)
+	go serveSerial(ctx, newHostServer(), discardLog(), port)
 	for round := range 3 {
 		hostEnd, guestEnd := net.Pipe()
 		port.attach(guestEnd)

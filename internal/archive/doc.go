@@ -35,14 +35,33 @@
 // WriteArchive then leave no trace: they build their output beside the
 // destination and rename it into place only when everything succeeded.
 //
-// Modes: PackSeed keeps all mode bits (0o7777); the guest is the sandbox.
-// Extract and WriteArchive keep permission bits but strip setuid, setgid and
-// sticky. Ownership is never carried: packed entries are uid/gid 0 and
-// extracted files belong to the calling user. Modification times are kept
-// with nanosecond precision (PAX headers).
+// Bounds: an archive may hold at most DefaultMaxEntries names, counting the
+// directories its names imply (HEARTH_MAX_ARCHIVE_ENTRIES changes it; an
+// option overrides both). Names and symlink targets are at most 4096 bytes.
+// The validator remembers names by a keyed hash, so its memory is about 30
+// bytes a name; Extract keeps a few words per directory. Work per entry is
+// linear in the length of its name. Over the limit, the operation fails with
+// errdefs.ErrResourceExhausted and an error that names the limit and how to
+// raise it.
+//
+// Modes: PackSeed and PackDir keep all mode bits (0o7777): they write into
+// the guest, which is the sandbox. Extract and WriteArchive write on the
+// host, and drop setuid, setgid, sticky and the world-write bit unless
+// ExtractOptions.PreserveMode is set. Ownership is never carried: packed
+// entries are uid/gid 0 and extracted files belong to the calling user.
+// Modification times are kept with nanosecond precision (PAX headers).
+//
+// Exclusions: ExtractOptions.Exclude and PackOptions.Exclude take gitignore
+// patterns (package ignore), matched against the names relative to the root
+// of the operation. Excluded entries are not written; inside a directory
+// walk (PackDir, ScanDir) excluded directories are not even entered.
 package archive
 
-import "time"
+import (
+	"time"
+
+	"github.com/hearthvm/hearth/internal/ignore"
+)
 
 // PackResult summarises PackSeed.
 type PackResult struct {
@@ -64,6 +83,23 @@ type ExtractOptions struct {
 	// ("src" turns "src/a.txt" into "a.txt"). The entry named Strip itself
 	// is the root and is not written. Entries outside Strip are rejected.
 	Strip string
+	// PreserveMode keeps setuid, setgid, sticky and world-write bits, which
+	// are dropped by default.
+	PreserveMode bool
+	// Exclude leaves out the entries it matches (names after Strip). They
+	// are still validated, so a hostile stream fails the same way.
+	Exclude *ignore.Matcher
+	// MaxEntries bounds the names the stream may hold (0: the default,
+	// see DefaultMaxEntries and MaxEntriesEnv).
+	MaxEntries int
+}
+
+// hostMode is the mode an extraction writes for archive mode bits m.
+func hostMode(m uint32, preserve bool) uint32 {
+	if preserve {
+		return m & 0o7777
+	}
+	return m & 0o775
 }
 
 // ExtractResult summarises Extract and WriteArchive.
@@ -98,4 +134,7 @@ type Entry struct {
 	// Linkname is the symlink target (verbatim) or, for hard links, the
 	// cleaned name of the earlier entry it links to.
 	Linkname string `json:"linkname,omitempty"`
+	// linked marks a regular file of a host directory with more than one
+	// link (see walkDir).
+	linked bool
 }

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -36,8 +36,10 @@ var testNoExchange bool
 // Every file is created with O_EXCL|O_NOFOLLOW in a directory Extract made
 // itself, so nothing is ever written through a symlink. Hard links are
 // recreated as hard links to the earlier file. Device nodes and fifos are
-// skipped with a warning. Permission bits are kept without setuid, setgid
-// and sticky; mtimes are kept.
+// skipped with a warning. Permission bits are kept without setuid, setgid,
+// sticky and world-write unless opts.PreserveMode; mtimes are kept. Memory
+// is bounded by the entry limit (opts.MaxEntries): a few words for each
+// directory, nothing for other entries.
 func Extract(ctx context.Context, r io.Reader, dest string, opts ExtractOptions) (*ExtractResult, error) {
 	dest, err := filepath.Abs(dest)
 	if err != nil {
@@ -61,7 +63,7 @@ func Extract(ctx context.Context, r io.Reader, dest string, opts ExtractOptions)
 			removeTree(tmp)
 		}
 	}()
-	x := &extractor{root: tmp, made: map[string]bool{"": true}, dirs: map[string]time.Time{}, modes: map[string]uint32{}}
+	x := newExtractor(tmp, opts.PreserveMode)
 	warn, err := Walk(ctx, r, opts, x.entry)
 	if err != nil {
 		return nil, wrapWriteErr(dest, err)
@@ -103,7 +105,7 @@ func checkDestDir(dest string, force bool) (replace bool, err error) {
 		return false, nil
 	}
 	if !force {
-		return false, fmt.Errorf("destination %s is not empty: %w (choose an empty or new directory, or pass --force to replace it)", dest, errdefs.ErrAlreadyExists)
+		return false, fmt.Errorf("destination %s is not empty: %w (choose an empty or new directory, or replace it with force)", dest, errdefs.ErrAlreadyExists)
 	}
 	return true, nil
 }
@@ -173,13 +175,29 @@ func removeTree(root string) {
 }
 
 // extractor writes validated entries below root (a directory it owns).
+// Directories are remembered by a keyed hash of their name, like the
+// validator's names, so memory does not grow with name lengths.
 type extractor struct {
-	root  string
-	made  map[string]bool      // directories created, by entry name
-	dirs  map[string]time.Time // directory mtimes to apply at the end
-	modes map[string]uint32    // directory modes to apply at the end
-	res   ExtractResult
+	root     string
+	preserve bool
+	seed     maphash.Seed
+	made     map[uint64]bool    // directories created
+	dirs     map[uint64]dirMeta // explicit directories: mode and mtime to apply at the end
+	res      ExtractResult
 }
+
+type dirMeta struct {
+	mode  uint32
+	mtime int64 // Unix nanoseconds; 0 for none
+}
+
+func newExtractor(root string, preserve bool) *extractor {
+	x := &extractor{root: root, preserve: preserve, seed: maphash.MakeSeed(), made: map[uint64]bool{}, dirs: map[uint64]dirMeta{}}
+	x.made[x.key("")] = true
+	return x
+}
+
+func (x *extractor) key(name string) uint64 { return maphash.String(x.seed, name) }
 
 func (x *extractor) path(name string) string {
 	return filepath.Join(x.root, filepath.FromSlash(name))
@@ -188,7 +206,8 @@ func (x *extractor) path(name string) string {
 // mkdir creates name and any missing parents, each with os.Mkdir: the
 // validator has already guaranteed that none of them is a symlink.
 func (x *extractor) mkdir(name string) error {
-	if x.made[name] {
+	k := x.key(name)
+	if x.made[k] {
 		return nil
 	}
 	if i := strings.LastIndexByte(name, '/'); i >= 0 {
@@ -199,8 +218,7 @@ func (x *extractor) mkdir(name string) error {
 	if err := os.Mkdir(x.path(name), 0o700); err != nil {
 		return err
 	}
-	x.made[name] = true
-	x.modes[name] = 0o755
+	x.made[k] = true
 	x.res.Dirs++
 	return nil
 }
@@ -217,8 +235,11 @@ func (x *extractor) entry(e *Entry, content io.Reader) error {
 		if err := x.mkdir(e.Name); err != nil {
 			return err
 		}
-		x.modes[e.Name] = e.Mode & 0o777
-		x.dirs[e.Name] = e.ModTime
+		dm := dirMeta{mode: hostMode(e.Mode, x.preserve)}
+		if !e.ModTime.IsZero() {
+			dm.mtime = e.ModTime.UnixNano()
+		}
+		x.dirs[x.key(e.Name)] = dm
 		return nil
 	case TypeSymlink:
 		if err := os.Symlink(e.Linkname, p); err != nil {
@@ -246,7 +267,9 @@ func (x *extractor) entry(e *Entry, content io.Reader) error {
 		err = fmt.Errorf("archive entry %q: stream ended after %d of %d bytes: %w", e.Name, n, e.Size, errdefs.ErrInvalidArgument)
 	}
 	if err == nil {
-		err = f.Chmod(fs.FileMode(e.Mode & 0o777))
+		// The raw bits: os.File.Chmod would take setuid and setgid from
+		// fs.FileMode flags, not from 0o4000 and 0o2000.
+		err = syscall.Fchmod(int(f.Fd()), hostMode(e.Mode, x.preserve))
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -266,30 +289,66 @@ func (x *extractor) setTime(p string, t time.Time) error {
 	return lchtimes(p, t)
 }
 
-// finishDirs applies directory modes and mtimes, deepest first, so that
-// writing into a directory does not disturb a time already set.
+// finishDirs applies directory modes and mtimes after everything was
+// written, walking the tree it built depth first so that writing into a
+// directory does not disturb a time already set. Directories without an
+// entry of their own get 0755 and keep the time they were made.
 func (x *extractor) finishDirs() error {
-	names := make([]string, 0, len(x.modes))
-	for n := range x.modes {
-		if n != "" {
-			names = append(names, n)
+	return x.finishDir("")
+}
+
+func (x *extractor) finishDir(name string) error {
+	p := x.path(name)
+	subdirs, err := listSubdirs(p)
+	if err != nil {
+		return err
+	}
+	for _, c := range subdirs {
+		child := c
+		if name != "" {
+			child = name + "/" + c
+		}
+		if err := x.finishDir(child); err != nil {
+			return err
 		}
 	}
-	sort.Slice(names, func(i, j int) bool {
-		di, dj := strings.Count(names[i], "/"), strings.Count(names[j], "/")
-		if di != dj {
-			return di > dj
-		}
-		return names[i] < names[j]
-	})
-	for _, n := range names {
-		p := x.path(n)
-		if err := os.Chmod(p, fs.FileMode(x.modes[n])); err != nil {
-			return err
-		}
-		if err := x.setTime(p, x.dirs[n]); err != nil {
-			return err
-		}
+	if name == "" {
+		return nil
+	}
+	dm, ok := x.dirs[x.key(name)]
+	if !ok {
+		dm = dirMeta{mode: 0o755}
+	}
+	if err := syscall.Chmod(p, dm.mode); err != nil {
+		return &os.PathError{Op: "chmod", Path: p, Err: err}
+	}
+	if dm.mtime != 0 {
+		return lchtimes(p, time.Unix(0, dm.mtime))
 	}
 	return nil
+}
+
+// listSubdirs returns the names of the directories in dir (not symlinks to
+// them), reading it in batches so a directory of many files costs little.
+func listSubdirs(dir string) ([]string, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []string
+	for {
+		ents, err := f.ReadDir(1024)
+		for _, d := range ents {
+			if d.Type()&fs.ModeType == fs.ModeDir {
+				out = append(out, d.Name())
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/hearthvm/hearth/internal/errdefs"
+	"github.com/hearthvm/hearth/internal/ignore"
 )
 
 func TestExtractRejectsHostile(t *testing.T) {
@@ -193,7 +195,7 @@ func TestExtractEntries(t *testing.T) {
 		t.Errorf("warnings = %q", res.Warnings)
 	}
 	want := []string{"a -rw-r--r--", "b -rw-r--r--", "deep drwxr-xr-x", "deep/er drwxr-xr-x", "deep/er/file -rw-r--r--",
-		"ro dr-xr-xr-x", "ro/f -rw-r--r--", "sticky drwxrwxrwx", "suid -rwxr-xr-x"}
+		"ro dr-xr-xr-x", "ro/f -rw-r--r--", "sticky drwxrwxr-x", "suid -rwxr-xr-x"}
 	if got := listTree(t, dest); !reflect.DeepEqual(got, want) {
 		t.Errorf("tree = %q", got)
 	}
@@ -345,5 +347,174 @@ func TestIndexTar(t *testing.T) {
 	}
 	if n, ok := x.Size("src/edit.txt"); !ok || n != 4 {
 		t.Errorf("Size = %d, %v", n, ok)
+	}
+}
+
+func TestHostMode(t *testing.T) {
+	for _, tc := range []struct {
+		in, want, preserved uint32
+	}{
+		{0o644, 0o644, 0o644},
+		{0o777, 0o775, 0o777},
+		{0o4755, 0o755, 0o4755},
+		{0o2755, 0o755, 0o2755},
+		{0o1777, 0o775, 0o1777},
+		{0o6777, 0o775, 0o6777},
+		{0o666, 0o664, 0o666},
+		{0o170644, 0o644, 0o644}, // type bits never pass
+	} {
+		if got := hostMode(tc.in, false); got != tc.want {
+			t.Errorf("hostMode(%#o) = %#o, want %#o", tc.in, got, tc.want)
+		}
+		if got := hostMode(tc.in, true); got != tc.preserved {
+			t.Errorf("hostMode(%#o, preserve) = %#o, want %#o", tc.in, got, tc.preserved)
+		}
+	}
+}
+
+// TestExtractModes: setuid, setgid, sticky and world-write bits reach the
+// host only when asked, in directories and in archives.
+func TestExtractModes(t *testing.T) {
+	data := tarBytes(t,
+		ent{name: "suid", typ: tar.TypeReg, mode: 0o4755, body: "s"},
+		ent{name: "sgid", typ: tar.TypeReg, mode: 0o2755, body: "g"},
+		ent{name: "ww", typ: tar.TypeReg, mode: 0o666, body: "w"},
+		ent{name: "tmp/", typ: tar.TypeDir, mode: 0o1777},
+		ent{name: "sgdir/", typ: tar.TypeDir, mode: 0o2775},
+	)
+	umask := syscall.Umask(0)
+	syscall.Umask(umask)
+	for _, tc := range []struct {
+		preserve bool
+		want     map[string]uint32
+	}{
+		{false, map[string]uint32{"suid": 0o755, "sgid": 0o755, "ww": 0o664, "tmp": 0o775, "sgdir": 0o775}},
+		// setgid survives only for a group the user is in; the test
+		// user owns its files with its own group, so it does.
+		{true, map[string]uint32{"suid": 0o4755, "sgid": 0o2755, "ww": 0o666, "tmp": 0o1777, "sgdir": 0o2775}},
+	} {
+		dest := filepath.Join(t.TempDir(), "out")
+		if _, err := Extract(context.Background(), bytes.NewReader(data), dest, ExtractOptions{PreserveMode: tc.preserve}); err != nil {
+			t.Fatal(err)
+		}
+		for name, want := range tc.want {
+			var st syscall.Stat_t
+			if err := syscall.Lstat(filepath.Join(dest, name), &st); err != nil {
+				t.Fatal(err)
+			}
+			if got := st.Mode & 0o7777; got != want {
+				t.Errorf("preserve=%v: %s has mode %#o, want %#o (umask %#o)", tc.preserve, name, got, want, umask)
+			}
+		}
+		arch := filepath.Join(t.TempDir(), "out.tar")
+		if _, err := WriteArchive(context.Background(), bytes.NewReader(data), arch, ExtractOptions{PreserveMode: tc.preserve}); err != nil {
+			t.Fatal(err)
+		}
+		f, _ := os.Open(arch)
+		ents, err := ListTar(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range ents {
+			if want := tc.want[e.Name]; e.Mode != want {
+				t.Errorf("preserve=%v: archive entry %s has mode %#o, want %#o", tc.preserve, e.Name, e.Mode, want)
+			}
+		}
+	}
+}
+
+func TestExtractExclude(t *testing.T) {
+	data := tarBytes(t,
+		reg("keep.txt", "k"),
+		dirE("__pycache__/"),
+		reg("__pycache__/x.pyc", "p"),
+		reg("src/a.py", "a"),
+		reg("src/__pycache__/a.pyc", "p"),
+		reg("build.log", "l"),
+		hard("src/link.log", "build.log"),
+		hard("src/link2", "keep.txt"),
+	)
+	m := ignore.MustCompile("__pycache__/", "*.log", "!src/link.log")
+	dest := filepath.Join(t.TempDir(), "out")
+	res, err := Extract(context.Background(), bytes.NewReader(data), dest, ExtractOptions{Exclude: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"keep.txt -rw-r--r--", "src drwxr-xr-x", "src/a.py -rw-r--r--", "src/link2 -rw-r--r--"}
+	if got := listTree(t, dest); !reflect.DeepEqual(got, want) {
+		t.Errorf("tree = %q, want %q", got, want)
+	}
+	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "src/link.log") {
+		t.Errorf("warnings = %q", res.Warnings)
+	}
+	// Excluded entries are still validated.
+	bad := tarBytes(t, reg("__pycache__/../../x", "x"))
+	if _, err := Extract(context.Background(), bytes.NewReader(bad), filepath.Join(t.TempDir(), "o"), ExtractOptions{Exclude: m}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("an excluded hostile entry: %v", err)
+	}
+}
+
+// TestEntryLimit: a stream over the entry limit fails with an error that
+// names the limit and how to raise it; implied directories count.
+func TestEntryLimit(t *testing.T) {
+	many := func(n int) []ent {
+		var es []ent
+		for i := range n {
+			es = append(es, reg(fmt.Sprintf("d%d/f%d", i/10, i), ""))
+		}
+		return es
+	}
+	for _, tc := range []struct {
+		name   string
+		ents   []ent
+		max    int
+		env    string
+		wantOK bool
+	}{
+		{"under", many(90), 100, "", true},               // 90 files + 9 dirs
+		{"implied dirs count", many(95), 100, "", false}, // 95 + 10
+		{"over", many(200), 100, "", false},
+		{"env raises the default", many(200), 0, "1000", true},
+		{"env lowers the default", many(200), 0, "50", false},
+		{"deep name", []ent{reg(strings.Repeat("d/", 150)+"f", "")}, 100, "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv(MaxEntriesEnv, tc.env)
+			data := tarBytes(t, tc.ents...)
+			_, err := Walk(context.Background(), bytes.NewReader(data), ExtractOptions{MaxEntries: tc.max}, func(*Entry, io.Reader) error { return nil })
+			if tc.wantOK {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if !errors.Is(err, errdefs.ErrResourceExhausted) || !strings.Contains(err.Error(), "entries") || !strings.Contains(err.Error(), MaxEntriesEnv) {
+				t.Fatalf("err = %v, want resource exhausted naming entries and %s", err, MaxEntriesEnv)
+			}
+		})
+	}
+	// Extract leaves nothing behind.
+	t.Setenv(MaxEntriesEnv, "")
+	parent := t.TempDir()
+	_, err := Extract(context.Background(), bytes.NewReader(tarBytes(t, many(50)...)), filepath.Join(parent, "o"), ExtractOptions{MaxEntries: 20})
+	if !errors.Is(err, errdefs.ErrResourceExhausted) || dirNames(t, parent) != "" {
+		t.Fatalf("err = %v, parent holds %q", err, dirNames(t, parent))
+	}
+	// The seed path counts the same way.
+	seed := writeFile(t, filepath.Join(t.TempDir(), "s.tar"), tarBytes(t, many(50)...))
+	t.Setenv(MaxEntriesEnv, "20")
+	if _, err := CheckSeed(context.Background(), seed); !errors.Is(err, errdefs.ErrResourceExhausted) || !strings.Contains(err.Error(), "seed has more than 20 entries") {
+		t.Fatalf("CheckSeed: %v", err)
+	}
+}
+
+func TestLongNames(t *testing.T) {
+	long := strings.Repeat("a", 5000)
+	for _, data := range [][]byte{tarBytes(t, reg(long, "x")), tarBytes(t, sym("l", long))} {
+		_, err := Walk(context.Background(), bytes.NewReader(data), ExtractOptions{}, func(*Entry, io.Reader) error { return nil })
+		if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), "more than 4096") {
+			t.Errorf("err = %v", err)
+		}
 	}
 }

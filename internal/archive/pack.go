@@ -8,6 +8,7 @@ import (
 	"compress/bzip2"
 	"compress/gzip"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"syscall"
 
 	"github.com/hearthvm/hearth/internal/errdefs"
+	"github.com/hearthvm/hearth/internal/ignore"
 )
 
 // yieldFunc receives one raw (unvalidated) entry of a seed source, or a
@@ -169,7 +171,7 @@ func seedSource(src string) (iterFunc, error) {
 		return nil, fmt.Errorf("seed %s: %w", src, err)
 	}
 	if fi.IsDir() {
-		return func(ctx context.Context, y yieldFunc) error { return walkDir(ctx, src, y) }, nil
+		return func(ctx context.Context, y yieldFunc) error { return walkDir(ctx, src, dirWalk{what: "seed"}, y) }, nil
 	}
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("seed %s is neither a directory nor an archive file: %w", src, errdefs.ErrInvalidArgument)
@@ -240,6 +242,11 @@ func tarSource(src string, wrap func(io.Reader) (io.Reader, error)) iterFunc {
 
 // walkZip iterates a zip file in its central-directory order.
 func walkZip(ctx context.Context, src string, y yieldFunc) error {
+	// The zip reader loads the whole central directory: check its size
+	// first.
+	if n, err := zipEntryCount(src); err == nil && n > uint64(maxEntries(0)) {
+		return tooManyEntries("seed", maxEntries(0))
+	}
 	zr, err := zip.OpenReader(src)
 	if err != nil {
 		return fmt.Errorf("read zip: %v: %w (the archive is damaged)", err, errdefs.ErrInvalidArgument)
@@ -289,14 +296,29 @@ func walkZip(ctx context.Context, src string, y yieldFunc) error {
 	return nil
 }
 
+// dirWalk says how walkDir lists a host directory.
+type dirWalk struct {
+	// what names the input in errors ("seed", "sync source").
+	what string
+	// exclude leaves matching entries out; excluded directories are not
+	// entered.
+	exclude *ignore.Matcher
+}
+
 // walkDir iterates a host directory in lexical order without following
-// symlinks. Hard-linked files after the first are hard links to it.
-func walkDir(ctx context.Context, root string, y yieldFunc) error {
+// symlinks. Hard-linked files after the first are hard links to it; they
+// carry their size and content too (Entry.linked marks a group's files),
+// so a writer that leaves the first one out can send a copy.
+func walkDir(ctx context.Context, root string, o dirWalk, y yieldFunc) error {
 	type key struct{ dev, ino uint64 }
 	links := map[key]string{}
-	root, err := filepath.EvalSymlinks(root) // the seed path itself may be a symlink
+	root, err := filepath.EvalSymlinks(root) // the root path itself may be a symlink
 	if err != nil {
 		return err
+	}
+	fix := "fix its permissions or remove it from the " + o.what
+	if o.exclude != nil {
+		fix += ", or exclude it"
 	}
 	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if cerr := ctx.Err(); cerr != nil {
@@ -307,15 +329,21 @@ func walkDir(ctx context.Context, root string, y yieldFunc) error {
 			return rerr
 		}
 		rel = filepath.ToSlash(rel)
+		if rel != "." && o.exclude.ExcludedSelf(rel, d != nil && d.IsDir()) {
+			if d != nil && d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
 		if err != nil {
-			return fmt.Errorf("seed entry %q cannot be read: %w (fix its permissions or remove it from the seed)", rel, err)
+			return fmt.Errorf("%s entry %q cannot be read: %w (%s)", o.what, rel, err, fix)
 		}
 		if rel == "." {
 			return nil
 		}
 		fi, err := d.Info()
 		if err != nil {
-			return fmt.Errorf("seed entry %q cannot be read: %w (fix its permissions or remove it from the seed)", rel, err)
+			return fmt.Errorf("%s entry %q cannot be read: %w (%s)", o.what, rel, err, fix)
 		}
 		e := &Entry{Name: rel, Mode: unixMode(fi.Mode()), ModTime: fi.ModTime()}
 		var open func() (io.ReadCloser, error)
@@ -325,23 +353,24 @@ func walkDir(ctx context.Context, root string, y yieldFunc) error {
 		case m&fs.ModeSymlink != 0:
 			t, err := os.Readlink(p)
 			if err != nil {
-				return fmt.Errorf("seed entry %q cannot be read: %w", rel, err)
+				return fmt.Errorf("%s entry %q cannot be read: %w", o.what, rel, err)
 			}
 			e.Type, e.Linkname = TypeSymlink, t
 		case m.IsRegular():
 			e.Type, e.Size = TypeFile, fi.Size()
 			if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
+				e.linked = true
 				k := key{uint64(st.Dev), uint64(st.Ino)}
 				if first, seen := links[k]; seen {
-					e.Type, e.Size, e.Linkname = TypeHardlink, 0, first
-					break
+					e.Type, e.Linkname = TypeHardlink, first
+				} else {
+					links[k] = rel
 				}
-				links[k] = rel
 			}
 			open = func() (io.ReadCloser, error) {
 				f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 				if err != nil {
-					return nil, fmt.Errorf("seed file %q cannot be read: %w (fix its permissions or remove it from the seed)", rel, err)
+					return nil, fmt.Errorf("%s file %q cannot be read: %w (%s)", o.what, rel, err, fix)
 				}
 				return f, nil
 			}
@@ -365,4 +394,38 @@ func unixMode(m fs.FileMode) uint32 {
 		u |= 0o1000
 	}
 	return u
+}
+
+// zipEntryCount reads the number of entries a zip file declares in its
+// end of central directory record (zip64 aware).
+func zipEntryCount(name string) (uint64, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	size := fi.Size()
+	n := min(size, 65535+22)
+	buf := make([]byte, n)
+	if _, err := f.ReadAt(buf, size-n); err != nil {
+		return 0, err
+	}
+	i := bytes.LastIndex(buf, []byte("PK\x05\x06"))
+	if i < 0 || len(buf)-i < 22 {
+		return 0, errors.New("no end of central directory")
+	}
+	count := uint64(binary.LittleEndian.Uint16(buf[i+10:]))
+	if count != 0xffff || i < 20 || !bytes.Equal(buf[i-20:i-16], []byte("PK\x06\x07")) {
+		return count, nil
+	}
+	off := int64(binary.LittleEndian.Uint64(buf[i-20+8:]))
+	rec := make([]byte, 56)
+	if _, err := f.ReadAt(rec, off); err != nil || !bytes.Equal(rec[:4], []byte("PK\x06\x06")) {
+		return count, nil
+	}
+	return binary.LittleEndian.Uint64(rec[32:]), nil
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hearthvm/hearth/internal/errdefs"
+	"github.com/hearthvm/hearth/internal/ignore"
 )
 
 // makeSeedDir builds the seed tree used by the acceptance test, plus modes,
@@ -276,4 +278,87 @@ func namesEntry(err error, names string) bool {
 		}
 	}
 	return false
+}
+
+// TestScanPackDir: the sync source rules are the seed rules, exclusions
+// leave entries out before they are read or validated, and a selection
+// writes copies of hard links whose first file is not sent.
+func TestScanPackDir(t *testing.T) {
+	src := makeSeedDir(t)
+	writeFile(t, filepath.Join(src, "__pycache__/x.pyc"), []byte("pyc"))
+	writeFile(t, filepath.Join(src, "src/__pycache__/y.pyc"), []byte("pyc"))
+	os.Symlink("/usr/bin/python3", filepath.Join(src, "__pycache__/py")) // would be rejected, but is excluded
+	syscall.Chmod(filepath.Join(src, "suid"), 0o4755)
+	m := ignore.MustCompile("__pycache__/")
+	var names []string
+	res, err := ScanDir(context.Background(), src, PackOptions{Exclude: m}, func(e *Entry) error {
+		names = append(names, e.Name+":"+string(e.Type))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"blob.bin:file", "empty:dir", "gone.txt:file", "hard.txt:hardlink", "link:symlink", "run.sh:file",
+		"src:dir", "src/edit.txt:file", "src/keep.txt:file", "suid:file"}
+	if !reflect.DeepEqual(names, want) || res.Entries != 10 {
+		t.Errorf("ScanDir = %q (%+v)", names, res)
+	}
+	// Without the exclusion the absolute symlink fails the scan, and the
+	// error says it can be excluded.
+	_, err = ScanDir(context.Background(), src, PackOptions{}, func(*Entry) error { return nil })
+	if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), `"__pycache__/py"`) || !strings.Contains(err.Error(), "exclude it") {
+		t.Errorf("unexcluded absolute symlink: %v", err)
+	}
+	// Select only the hard link: it is sent as a copy of gone.txt.
+	var buf bytes.Buffer
+	pr, err := PackDir(context.Background(), src, &buf, PackOptions{Exclude: m, Select: func(e *Entry) bool { return e.Name == "hard.txt" || e.Name == "suid" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents, err := ListTar(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 2 || ents[0].Name != "hard.txt" || ents[0].Type != TypeFile || ents[0].Size != 4 || ents[1].Mode != 0o4755 || pr.Entries != 2 || pr.Bytes != 5 {
+		t.Errorf("PackDir wrote %+v (%+v)", ents, pr)
+	}
+	// Select both: a hard link to the file sent before it.
+	buf.Reset()
+	if _, err := PackDir(context.Background(), src, &buf, PackOptions{Select: func(e *Entry) bool { return e.Name == "hard.txt" || e.Name == "gone.txt" }, Exclude: m}); err != nil {
+		t.Fatal(err)
+	}
+	ents, _ = ListTar(bytes.NewReader(buf.Bytes()))
+	if len(ents) != 2 || ents[1].Type != TypeHardlink || ents[1].Linkname != "gone.txt" {
+		t.Errorf("PackDir wrote %+v", ents)
+	}
+	// A file and a missing root.
+	if _, err := ScanDir(context.Background(), filepath.Join(src, "run.sh"), PackOptions{}, func(*Entry) error { return nil }); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("file root: %v", err)
+	}
+	if _, err := PackDir(context.Background(), filepath.Join(src, "nope"), io.Discard, PackOptions{}); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("missing root: %v", err)
+	}
+	// The entry limit.
+	if _, err := ScanDir(context.Background(), src, PackOptions{MaxEntries: 5, Exclude: m}, func(*Entry) error { return nil }); !errors.Is(err, errdefs.ErrResourceExhausted) {
+		t.Errorf("limit: %v", err)
+	}
+}
+
+func TestZipEntryLimit(t *testing.T) {
+	var ents []ent
+	for i := range 30 {
+		ents = append(ents, reg(fmt.Sprintf("f%d", i), "x"))
+	}
+	p := writeFile(t, filepath.Join(t.TempDir(), "many.zip"), zipBytes(t, ents...))
+	if n, err := zipEntryCount(p); err != nil || n != 30 {
+		t.Fatalf("zipEntryCount = %d, %v", n, err)
+	}
+	t.Setenv(MaxEntriesEnv, "20")
+	if _, err := CheckSeed(context.Background(), p); !errors.Is(err, errdefs.ErrResourceExhausted) || !strings.Contains(err.Error(), "entries") {
+		t.Fatalf("CheckSeed: %v", err)
+	}
+	t.Setenv(MaxEntriesEnv, "40")
+	if _, err := CheckSeed(context.Background(), p); err != nil {
+		t.Fatalf("CheckSeed under the limit: %v", err)
+	}
 }

@@ -2,7 +2,10 @@ package archive
 
 import (
 	"fmt"
+	"hash/maphash"
+	"os"
 	"path"
+	"strconv"
 	"strings"
 
 	"github.com/hearthvm/hearth/internal/errdefs"
@@ -17,19 +20,89 @@ const (
 	kHardlink = 'h' // a hard link to a regular file: itself a regular file
 )
 
+// DefaultMaxEntries is the default bound on the names one archive may
+// hold, counting the directories its names imply: it bounds the memory
+// (about 30 bytes a name, whatever its length) and time spent on an
+// untrusted archive. MaxEntriesEnv raises or lowers it for a process.
+const DefaultMaxEntries = 500_000
+
+// MaxEntriesEnv is the environment variable that sets the entry limit of
+// every archive a process reads (seeds, exports, sync pushes).
+const MaxEntriesEnv = "HEARTH_MAX_ARCHIVE_ENTRIES"
+
+// maxNameBytes bounds entry names and symlink targets (Linux's PATH_MAX).
+const maxNameBytes = 4096
+
+// maxResolveSteps bounds the work of resolving a seed's symlinks through
+// each other (see validator.finish).
+const maxResolveSteps = 50_000_000
+
+// maxEntries is the entry limit for options asking for n (0: the
+// environment's, else the default).
+func maxEntries(n int) int {
+	if n > 0 {
+		return n
+	}
+	if v, err := strconv.Atoi(os.Getenv(MaxEntriesEnv)); err == nil && v > 0 {
+		return v
+	}
+	return DefaultMaxEntries
+}
+
 // validator applies the package's naming and linking rules to a stream of
 // entries. label names the kind of input in errors ("seed entry",
 // "archive entry"); strict rejects symlinks that are absolute or escape the
 // root instead of warning about them.
+//
+// Names are remembered by a keyed 64-bit hash, so memory does not grow with
+// their length, and their number is bounded by max. A hash collision (about
+// one chance in 10^8 for a full archive, and not something an archive can
+// aim for, since the key is random) can only make a valid archive look
+// conflicting, never let a bad one through.
 type validator struct {
 	label    string
 	strict   bool
-	seen     map[string]byte
-	symlinks map[string]string
+	max      int
+	hint     string // appended to symlink fixes ("or exclude it")
+	seed     maphash.Seed
+	seen     map[uint64]byte
+	symlinks map[string]string // strict only: name -> target
 }
 
 func newValidator(label string, strict bool) *validator {
-	return &validator{label: label, strict: strict, seen: map[string]byte{}, symlinks: map[string]string{}}
+	return newValidatorMax(label, strict, 0)
+}
+
+func newValidatorMax(label string, strict bool, limit int) *validator {
+	v := &validator{label: label, strict: strict, max: maxEntries(limit), seed: maphash.MakeSeed(), seen: map[uint64]byte{}}
+	if strict {
+		v.symlinks = map[string]string{}
+	}
+	return v
+}
+
+func (v *validator) key(name string) uint64 { return maphash.String(v.seed, name) }
+
+// tooMany is the error for an archive over the entry limit.
+func (v *validator) tooMany() error {
+	return tooManyEntries(strings.TrimSuffix(v.label, " entry"), v.max)
+}
+
+// tooManyEntries is the error for an input (what: "seed", "archive") with
+// more than max entries.
+func tooManyEntries(what string, max int) error {
+	return fmt.Errorf("%s has more than %d entries (counting the directories their names imply): %w "+
+		"(hearth bounds the entries of an archive to bound its memory; set %s to a larger number to raise the limit, or leave files out)",
+		what, max, errdefs.ErrResourceExhausted, MaxEntriesEnv)
+}
+
+// record sets the kind of a name, enforcing the entry limit for new names.
+func (v *validator) record(k uint64, kind byte) error {
+	if _, ok := v.seen[k]; !ok && len(v.seen) >= v.max {
+		return v.tooMany()
+	}
+	v.seen[k] = kind
+	return nil
 }
 
 // reject builds the error for a bad entry.
@@ -41,6 +114,9 @@ func (v *validator) reject(name, problem, fix string) error {
 // ("" for the root itself, which callers skip).
 func (v *validator) cleanName(raw string) (string, error) {
 	fix := "rebuild the archive with relative names inside one directory"
+	if len(raw) > maxNameBytes {
+		return "", v.reject(raw[:64]+"...", fmt.Sprintf("name is %d bytes long, more than %d", len(raw), maxNameBytes), fix)
+	}
 	if strings.IndexByte(raw, 0) >= 0 {
 		return "", v.reject(raw, "name contains a NUL byte", fix)
 	}
@@ -86,9 +162,12 @@ func (v *validator) add(name string, k byte, link string) (warning string, err e
 			continue
 		}
 		parent := name[:i]
-		switch v.seen[parent] {
+		pk := v.key(parent)
+		switch v.seen[pk] {
 		case 0:
-			v.seen[parent] = kImplicit
+			if err := v.record(pk, kImplicit); err != nil {
+				return "", err
+			}
 		case kDir, kImplicit:
 		case kSymlink:
 			return "", v.reject(name, fmt.Sprintf("entry is beneath the symlink %q", parent),
@@ -98,7 +177,8 @@ func (v *validator) add(name string, k byte, link string) (warning string, err e
 				"remove one of the conflicting entries")
 		}
 	}
-	if prev, dup := v.seen[name]; dup {
+	nk := v.key(name)
+	if prev, dup := v.seen[nk]; dup {
 		isDir := func(b byte) bool { return b == kDir || b == kImplicit }
 		if !(isDir(prev) && k == kDir) {
 			return "", v.reject(name, "duplicate entry conflicts with an earlier one", "keep only one entry with this name")
@@ -106,7 +186,7 @@ func (v *validator) add(name string, k byte, link string) (warning string, err e
 	}
 	switch k {
 	case kHardlink:
-		if t := v.seen[link]; t != kFile && t != kHardlink {
+		if t := v.seen[v.key(link)]; t != kFile && t != kHardlink {
 			return "", v.reject(name, fmt.Sprintf("hard link to %q, which is not an earlier regular file of the archive", link),
 				"replace the hard link with a copy of the file")
 		}
@@ -114,19 +194,27 @@ func (v *validator) add(name string, k byte, link string) (warning string, err e
 		if link == "" {
 			return "", v.reject(name, "symlink has an empty target", "remove the symlink")
 		}
+		if len(link) > maxNameBytes {
+			return "", v.reject(name, fmt.Sprintf("symlink target is %d bytes long, more than %d", len(link), maxNameBytes), "remove the symlink")
+		}
 		if strings.IndexByte(link, 0) >= 0 {
 			return "", v.reject(name, "symlink target contains a NUL byte", "remove the symlink")
 		}
-		if escapes(name, link, nil) {
+		steps := 0
+		if escapes(name, link, nil, &steps) {
 			if v.strict {
 				return "", v.reject(name, fmt.Sprintf("symlink target %q is absolute or points outside the tree", link),
-					"make the link relative and inside the tree, or replace it with the file it points to")
+					"make the link relative and inside the tree, or replace it with the file it points to"+v.hint)
 			}
 			warning = fmt.Sprintf("symlink %s -> %s points outside the tree; kept as a symlink, not followed", safeName(name), safeName(link))
 		}
-		v.symlinks[name] = link
+		if v.strict {
+			v.symlinks[name] = link
+		}
 	}
-	v.seen[name] = k
+	if err := v.record(nk, k); err != nil {
+		return "", err
+	}
 	return warning, nil
 }
 
@@ -137,10 +225,16 @@ func (v *validator) finish() error {
 	if !v.strict {
 		return nil
 	}
+	steps := 0
 	for name, target := range v.symlinks {
-		if escapes(name, target, v.symlinks) {
+		if escapes(name, target, v.symlinks, &steps) {
 			return v.reject(name, fmt.Sprintf("symlink target %q resolves outside the tree through other symlinks", target),
-				"make the link point inside the tree without passing through other symlinks")
+				"make the link point inside the tree without passing through other symlinks"+v.hint)
+		}
+		if steps > maxResolveSteps {
+			what := strings.TrimSuffix(v.label, " entry")
+			return fmt.Errorf("%s: its symlinks point through each other too deeply to check (more than %d steps): %w (replace chains of symlinks with direct links)",
+				what, maxResolveSteps, errdefs.ErrResourceExhausted)
 		}
 	}
 	return nil
@@ -148,35 +242,56 @@ func (v *validator) finish() error {
 
 // escapes reports whether the symlink name -> target leaves the root. With
 // links non-nil, symlinks met on the way are followed (up to 40 hops).
-func escapes(name, target string, links map[string]string) bool {
+// steps counts the components resolved, across calls.
+func escapes(name, target string, links map[string]string, steps *int) bool {
 	if strings.HasPrefix(target, "/") {
 		return true
 	}
-	var stack []string // resolved components from the root
+	// cur is the resolved path from the root; ends[i] is where its
+	// component i ends, so going up is a cut and lookups need no join.
+	var cur []byte
+	var ends []int
+	push := func(c string) {
+		if len(cur) > 0 {
+			cur = append(cur, '/')
+		}
+		cur = append(cur, c...)
+		ends = append(ends, len(cur))
+	}
+	pop := func() {
+		ends = ends[:len(ends)-1]
+		if len(ends) == 0 {
+			cur = cur[:0]
+		} else {
+			cur = cur[:ends[len(ends)-1]]
+		}
+	}
 	if d := path.Dir(name); d != "." {
-		stack = strings.Split(d, "/")
+		for _, c := range strings.Split(d, "/") {
+			push(c)
+		}
 	}
 	todo := strings.Split(target, "/")
 	hops := 0
 	for len(todo) > 0 {
+		*steps++
 		c := todo[0]
 		todo = todo[1:]
 		switch c {
 		case "", ".":
 			continue
 		case "..":
-			if len(stack) == 0 {
+			if len(ends) == 0 {
 				return true
 			}
-			stack = stack[:len(stack)-1]
+			pop()
 			continue
 		}
-		stack = append(stack, c)
+		push(c)
 		if links == nil {
 			continue
 		}
-		cur := strings.Join(stack, "/")
-		t, ok := links[cur]
+		t, ok := links[string(cur)]
 		if !ok {
 			continue
 		}
@@ -186,7 +301,7 @@ func escapes(name, target string, links map[string]string) bool {
 		if strings.HasPrefix(t, "/") {
 			return true
 		}
-		stack = stack[:len(stack)-1]
+		pop()
 		todo = append(strings.Split(t, "/"), todo...)
 	}
 	return false

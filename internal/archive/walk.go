@@ -46,11 +46,14 @@ type WalkFunc func(e *Entry, content io.Reader) error
 
 // Walk reads an untrusted tar stream, validates every entry with the rules
 // in the package comment, applies opts.Strip and calls fn for each entry in
-// stream order. Skipped entries (device nodes, fifos, ...) and symlinks that
-// point outside the tree produce warnings. It stops at the first invalid
-// entry, fn error or ctx cancellation. opts.Force is ignored.
+// stream order, except those opts.Exclude matches. Skipped entries (device
+// nodes, fifos, ...) and symlinks that point outside the tree produce
+// warnings. It stops at the first invalid entry, fn error or ctx
+// cancellation, and when the stream holds more than opts.MaxEntries names.
+// Modes are passed on as found; opts.Force and opts.PreserveMode are for
+// the callers.
 func Walk(ctx context.Context, r io.Reader, opts ExtractOptions, fn WalkFunc) ([]string, error) {
-	v := newValidator("archive entry", false)
+	v := newValidatorMax("archive entry", false, opts.MaxEntries)
 	var warn warnings
 	strip := ""
 	if opts.Strip != "" {
@@ -88,6 +91,13 @@ func Walk(ctx context.Context, r io.Reader, opts ExtractOptions, fn WalkFunc) ([
 			return warn.result(), err
 		}
 		warn.add(w)
+		if opts.Exclude.Excluded(e.Name, e.Type == TypeDir) {
+			continue
+		}
+		if e.Type == TypeHardlink && opts.Exclude.Excluded(e.Linkname, false) {
+			warn.add(fmt.Sprintf("skipped hard link %s: the file it links to, %s, is excluded", safeName(e.Name), safeName(e.Linkname)))
+			continue
+		}
 		var content io.Reader
 		if e.Type == TypeFile {
 			content = &ctxReader{ctx: ctx, r: tr}

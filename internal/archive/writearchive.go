@@ -22,7 +22,8 @@ import (
 // refused (only tar and tar.gz are written). An existing destFile is
 // replaced only with opts.Force, and never if it is a directory. The file is
 // written beside destFile and renamed into place at the end; on error
-// nothing is left behind. Modes lose setuid, setgid and sticky.
+// nothing is left behind. Modes lose setuid, setgid, sticky and world-write
+// unless opts.PreserveMode.
 func WriteArchive(ctx context.Context, r io.Reader, destFile string, opts ExtractOptions) (*ExtractResult, error) {
 	destFile, err := filepath.Abs(destFile)
 	if err != nil {
@@ -39,7 +40,7 @@ func WriteArchive(ctx context.Context, r io.Reader, destFile string, opts Extrac
 			return nil, fmt.Errorf("archive destination %s is a directory: %w (give a file name such as out.tar.gz)", destFile, errdefs.ErrAlreadyExists)
 		}
 		if !opts.Force {
-			return nil, fmt.Errorf("archive destination %s already exists: %w (choose a new file name, or pass --force to replace it)", destFile, errdefs.ErrAlreadyExists)
+			return nil, fmt.Errorf("archive destination %s already exists: %w (choose a new file name, or replace it with force)", destFile, errdefs.ErrAlreadyExists)
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("archive destination %s: %w", destFile, err)
@@ -72,7 +73,7 @@ func WriteArchive(ctx context.Context, r io.Reader, destFile string, opts Extrac
 	tw := tar.NewWriter(w)
 	var res ExtractResult
 	warn, err := Walk(ctx, r, opts, func(e *Entry, content io.Reader) error {
-		e.Mode &= 0o777
+		e.Mode = hostMode(e.Mode, opts.PreserveMode)
 		if err := tw.WriteHeader(entryHeader(e)); err != nil {
 			return err
 		}

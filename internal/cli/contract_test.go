@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"reflect"
@@ -9,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hearthvm/hearth/api"
 	"github.com/hearthvm/hearth/internal/ops"
 	"github.com/spf13/pflag"
 )
@@ -20,10 +23,16 @@ import (
 func TestFlagsMatchTable(t *testing.T) {
 	root := newRoot(&globals{stdout: io.Discard, stderr: io.Discard})
 	for _, o := range ops.All {
-		cmd, _, err := root.Find(strings.Fields(o.CLI))
-		if err != nil || cmd.CommandPath() != "hearth "+o.CLI {
-			t.Errorf("%s: no `hearth %s` command", o.Name, o.CLI)
+		// A CLI path may end in the flag that selects the operation
+		// ("workspace logs --prune").
+		path, flag, _ := strings.Cut(o.CLI, " --")
+		cmd, _, err := root.Find(strings.Fields(path))
+		if err != nil || cmd.CommandPath() != "hearth "+path {
+			t.Errorf("%s: no `hearth %s` command", o.Name, path)
 			continue
+		}
+		if flag != "" && cmd.Flags().Lookup(flag) == nil {
+			t.Errorf("%s: `hearth %s` has no --%s", o.Name, path, flag)
 		}
 		for _, a := range o.Args() {
 			if a.CLI == "arg" || a.CLI == "-" {
@@ -96,4 +105,30 @@ func orZero(s string) string {
 		return "0"
 	}
 	return s
+}
+
+// TestArgErrorsNameFlags: an argument error names the flag on the CLI and
+// the JSON name (with "arg") in --json output, from the same error.
+func TestArgErrorsNameFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args      []string
+		flag, arg string
+	}{
+		{[]string{"workspace", "create", "--memory", "64"}, "--memory: 64 MiB is too small", "memory_mib"},
+		{[]string{"workspace", "create", "--cpus", "99"}, "--cpus: 99", "cpus"},
+		{[]string{"run", "--memory", "64", "--", "true"}, "--memory: 64 MiB", "memory_mib"},
+	} {
+		var out, errb bytes.Buffer
+		code := Run(t.Context(), append([]string{"--home", t.TempDir()}, tc.args...), strings.NewReader(""), &out, &errb)
+		if code != 2 || !strings.Contains(errb.String(), tc.flag) || strings.Contains(errb.String(), "hearth: "+tc.arg+":") {
+			t.Errorf("%v: exit %d, stderr %q, want it to say %q", tc.args, code, errb.String(), tc.flag)
+		}
+		out.Reset()
+		errb.Reset()
+		Run(t.Context(), append([]string{"--home", t.TempDir(), "--json"}, tc.args...), strings.NewReader(""), &out, &errb)
+		var eb api.ErrorBody
+		if err := json.Unmarshal(out.Bytes(), &eb); err != nil || eb.Error.Arg != tc.arg || eb.Error.Kind != "invalid_argument" {
+			t.Errorf("%v --json: %s (%v), want arg %q", tc.args, out.String(), err, tc.arg)
+		}
+	}
 }

@@ -7,10 +7,12 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/hearthvm/hearth/api"
 	"github.com/hearthvm/hearth/internal/backend"
 	"github.com/hearthvm/hearth/internal/home"
 	"github.com/hearthvm/hearth/internal/image"
 	"github.com/hearthvm/hearth/internal/initrd"
+	"github.com/hearthvm/hearth/internal/version"
 	"github.com/hearthvm/hearth/internal/vmm/qemu"
 	"github.com/spf13/cobra"
 )
@@ -27,10 +29,12 @@ type check struct {
 
 // doctorReport is `hearth doctor --json`.
 type doctorReport struct {
-	Home    string         `json:"home"`
-	Checks  []check        `json:"checks"`
-	Backend backend.Choice `json:"backend"`
-	OK      bool           `json:"ok"`
+	Version  string         `json:"version"`
+	Contract string         `json:"contract_version"`
+	Home     string         `json:"home"`
+	Checks   []check        `json:"checks"`
+	Backend  backend.Choice `json:"backend"`
+	OK       bool           `json:"ok"`
 }
 
 func newDoctorCmd(g *globals) *cobra.Command {
@@ -50,6 +54,7 @@ the fix, then say which backend 'auto' picks and why. Exits 1 if any check fails
 					return err
 				}
 			} else {
+				fmt.Fprintf(g.stdout, "hearth %s (contract %s), home %s\n\n", r.Version, r.Contract, r.Home)
 				marks := map[string]string{"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
 				for _, c := range r.Checks {
 					fmt.Fprintf(g.stdout, "[%s] %-18s %s\n", marks[c.Status], c.Name, c.Detail)
@@ -74,7 +79,8 @@ the fix, then say which backend 'auto' picks and why. Exits 1 if any check fails
 }
 
 func runDoctor(ctx context.Context, root, requested string) *doctorReport {
-	r := &doctorReport{Home: root, OK: true}
+	info := version.Get(api.ContractVersion)
+	r := &doctorReport{Version: info.Version, Contract: info.Contract, Home: root, OK: true}
 	add := func(c check) {
 		if c.Status == "fail" {
 			r.OK = false

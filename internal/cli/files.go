@@ -21,9 +21,13 @@ func newWSSync(g *globals) *cobra.Command {
 		Long: `Push the host directory SRC into the workspace (default /workspace, or --dest under
 it). Only entries whose type, mode, size, mtime or symlink target differ cross, and
 mtimes are kept, so pushing an unchanged tree again sends nothing. --delete removes
-guest files under the destination that are gone from SRC. The baseline is never
-changed, and nothing appears in the command log.`,
+guest files under the destination that are gone from SRC. --exclude PATTERN
+(gitignore syntax, repeatable, relative to SRC) leaves paths out: they are not
+sent, and --delete keeps the guest's copies of them. SRC is read under the seed
+rules: a symlink that is absolute or leaves SRC fails the push unless excluded.
+The baseline is never changed, and nothing appears in the command log.`,
 		Example: `  hearth workspace sync push demo ./project
+  hearth workspace sync push demo ./project --exclude .venv/ --exclude '*.pyc'
   hearth workspace sync push demo ./project/src --dest /workspace/src --delete`,
 		Args: exactArgs(2, "WS and SRC"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -51,12 +55,14 @@ changed, and nothing appears in the command log.`,
 	}
 	push.Flags().StringVar(&o.Dest, "dest", "/workspace", "guest directory to push into (under /workspace)")
 	push.Flags().BoolVar(&o.Delete, "delete", false, "delete guest files that are gone from SRC")
+	push.Flags().StringArrayVar(&o.Exclude, "exclude", nil, "leave out paths matching this gitignore pattern (repeatable)")
 	cmd.AddCommand(push)
 	return cmd
 }
 
 func newWSDiff(g *globals) *cobra.Command {
 	var stat, patch bool
+	var o hearth.DiffOptions
 	cmd := &cobra.Command{
 		Use:   "diff WS [PATH...]",
 		Short: "Compare the live /workspace with its create-time baseline",
@@ -65,9 +71,14 @@ changed path has a status (added, modified, deleted, type_changed, mode_changed)
 old and new mode and size, whether it is binary, and a unified patch for text files.
 Human output looks like 'git diff' (--stat like 'git diff --stat'); --json gives
 {"files": [...], "summary": {...}} in path order. PATHs (relative to /workspace)
-limit the diff. Diff never appears in the command log and never touches a shell.`,
+limit the diff; --exclude PATTERN (gitignore syntax, repeatable, relative to
+/workspace) leaves paths out. A file larger than --max-patch-bytes (default 1 MiB)
+gets no patch, and patches stop after --max-total-patch-bytes (default 16 MiB) in
+all; such files say why in patch_omitted. Diff never appears in the command log and
+never touches a shell.`,
 		Example: `  hearth workspace diff demo
   hearth workspace diff demo --stat
+  hearth workspace diff demo --exclude __pycache__/ --exclude '*.log'
   hearth workspace diff demo src/ --json`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -75,7 +86,7 @@ limit the diff. Diff never appears in the command log and never touches a shell.
 			if err != nil {
 				return err
 			}
-			o := hearth.DiffOptions{Paths: args[1:], NoPatch: stat && !patch}
+			o.Paths, o.NoPatch = args[1:], stat && !patch
 			r, err := c.Workspace(args[0]).Diff(cmd.Context(), o)
 			if err != nil {
 				return err
@@ -96,6 +107,9 @@ limit the diff. Diff never appears in the command log and never touches a shell.
 	}
 	cmd.Flags().BoolVar(&stat, "stat", false, "print a diffstat (like git diff --stat)")
 	cmd.Flags().BoolVar(&patch, "patch", false, "print patches (the default without --stat; with --stat, both)")
+	cmd.Flags().StringArrayVar(&o.Exclude, "exclude", nil, "leave out paths matching this gitignore pattern (repeatable)")
+	cmd.Flags().Int64Var(&o.MaxPatchBytes, "max-patch-bytes", fsdiff.DefaultMaxPatchBytes, "largest file (and patch) shown as a patch, in bytes")
+	cmd.Flags().Int64Var(&o.MaxTotalPatchBytes, "max-total-patch-bytes", fsdiff.DefaultMaxTotalPatchBytes, "most patch text in one diff, in bytes")
 	return cmd
 }
 
@@ -109,9 +123,12 @@ new host directory HOST_DEST, or into a tar archive with --archive (.tar, .tar.g
 .tgz by HOST_DEST's name). A non-empty destination is refused unless --force, which
 replaces it atomically; the destination appears whole or not at all. Symlinks stay
 symlinks and are never written through; device nodes and the like are skipped with a
-warning. Export never appears in the command log and never touches a shell.`,
+warning. setuid, setgid, sticky and world-write bits are dropped unless
+--preserve-mode. --exclude PATTERN (gitignore syntax, repeatable, relative to
+GUEST_PATH) leaves paths out. Export never appears in the command log and never
+touches a shell.`,
 		Example: `  hearth workspace export demo /workspace/dist ./dist
-  hearth workspace export demo src ./src.tar.gz --archive`,
+  hearth workspace export demo src ./src.tar.gz --archive --exclude node_modules/`,
 		Args: exactArgs(3, "WS, GUEST_PATH and HOST_DEST"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()
@@ -134,5 +151,7 @@ warning. Export never appears in the command log and never touches a shell.`,
 	}
 	cmd.Flags().BoolVar(&o.Archive, "archive", false, "write a tar archive (.tar, .tar.gz, .tgz) instead of a directory")
 	cmd.Flags().BoolVar(&o.Force, "force", false, "replace a non-empty destination")
+	cmd.Flags().BoolVar(&o.PreserveMode, "preserve-mode", false, "keep setuid, setgid, sticky and world-write bits")
+	cmd.Flags().StringArrayVar(&o.Exclude, "exclude", nil, "leave out paths matching this gitignore pattern (repeatable)")
 	return cmd
 }

@@ -6,9 +6,9 @@ import (
 	"os"
 
 	"github.com/hearthvm/hearth/internal/backend"
+	"github.com/hearthvm/hearth/internal/control"
 	"github.com/hearthvm/hearth/internal/supervisor"
 	"github.com/hearthvm/hearth/internal/vmm"
-	"github.com/hearthvm/hearth/internal/workspace"
 	"github.com/spf13/cobra"
 )
 
@@ -29,7 +29,7 @@ func newSuperviseCmd(g *globals) *cobra.Command {
 			}
 			// Signals are the supervisor's own business (TERM = clean guest shutdown),
 			// so it does not use the CLI's signal-cancelled context.
-			return supervisor.Run(context.Background(), args[0], ready, factory, workspace.ServeControl, log)
+			return supervisor.Run(context.Background(), args[0], ready, factory, control.NewServer().Serve, log)
 		},
 	}
 }

@@ -113,7 +113,7 @@ that 'hearth workspace diff' compares against.`,
 	f.IntVar(&o.MemoryMiB, "memory", 1024, "memory in MiB (at least 128)")
 	f.StringVar(&disk, "disk-size", "8G", "size of the writable disk (sparse), e.g. 8G, 512M")
 	f.StringVar(&o.Seed, "seed", "", "host directory or archive to copy into /workspace")
-	f.StringArrayVar(&o.Publish, "publish", nil, "publish [HOST_ADDR:]HOST_PORT:GUEST_PORT on the host (repeatable; see `hearth workspace port`)")
+	f.StringArrayVar(&o.Publish, "publish", nil, "publish [HOST_ADDR:]HOST_PORT:GUEST_PORT on the host (repeatable; see 'hearth workspace port')")
 	f.BoolVar(&o.AllowNonLoopback, "allow-non-loopback", false, "allow a --publish host address other than loopback (reachable from other machines)")
 	return cmd
 }
@@ -282,7 +282,7 @@ is an error: start it with 'hearth workspace start WS'.`,
 	f.StringArrayVar(&env, "env", nil, "set an environment variable KEY=VALUE (repeatable)")
 	f.DurationVar(&o.Timeout, "timeout", 0, "kill the command's process group after this long (e.g. 30s); 0 means no limit")
 	f.BoolVar(&stdin, "stdin", false, "pass this process's standard input to the command")
-	f.BoolVar(&o.Detach, "detach", false, "start the command and print its id at once; it keeps running (see `workspace wait`, `output`, `kill`)")
+	f.BoolVar(&o.Detach, "detach", false, "start the command and print its id at once; it keeps running (see workspace wait, output and kill)")
 	f.DurationVar(&yield, "yield", 0, "wait at most this long; a command still running then detaches and its id is printed")
 	return cmd
 }
@@ -290,7 +290,9 @@ is an error: start it with 'hearth workspace start WS'.`,
 func newWSLogs(g *globals) *cobra.Command {
 	var tail int
 	var stream string
-	var follow bool
+	var follow, prune bool
+	var pruneOpts hearth.PruneLogsOptions
+	var maxBytes string
 	cmd := &cobra.Command{
 		Use:   "logs WS [COMMAND_ID]",
 		Short: "Show the command log, or one command's full output",
@@ -298,9 +300,16 @@ func newWSLogs(g *globals) *cobra.Command {
 duration, exit code and output sizes. With COMMAND_ID: that command's full output
 (stdout, or stderr with --stream stderr) as exact bytes; with --json, the command's
 record plus its output; with --follow, its output as it grows until it finishes. The log is kept on the host and survives restarts. Shell
-sessions, diff, export and sync never appear in it.`,
+sessions, diff, export and sync never appear in it.
+
+The host keeps at most 64 MiB of each stream of a command (the rest is counted,
+not kept: see stdout_dropped_bytes) and about 1 GiB per workspace: past that,
+the oldest finished commands' output is pruned. --prune removes finished
+commands' output now, oldest first (all of it, or as --keep-last,
+--older-than and --max-bytes select); their entries stay, marked pruned.`,
 		Example: `  hearth workspace logs demo --tail 5
-  hearth workspace logs demo cmd-000003 --stream stderr`,
+  hearth workspace logs demo cmd-000003 --stream stderr
+  hearth workspace logs demo --prune --keep-last 20`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()
@@ -308,6 +317,27 @@ sessions, diff, export and sync never appear in it.`,
 				return err
 			}
 			ws := c.Workspace(args[0])
+			if prune {
+				if len(args) == 2 {
+					return fmt.Errorf("--prune applies to the whole log, not to one command: drop %s: %w", args[1], errdefs.ErrInvalidArgument)
+				}
+				if pruneOpts.MaxBytes, err = parseSize(maxBytes); err != nil {
+					return fmt.Errorf("--max-bytes: %w", err)
+				}
+				res, err := ws.PruneLogs(cmd.Context(), pruneOpts)
+				if err != nil {
+					return err
+				}
+				if g.json {
+					return g.printJSON(res)
+				}
+				fmt.Fprintf(g.stdout, "pruned the output of %d commands (%s); the log now takes %s of its %s quota\n",
+					len(res.Pruned), humanBytes(res.FreedBytes), humanBytes(res.LogBytes), humanBytes(res.QuotaBytes))
+				return nil
+			}
+			if pruneOpts != (hearth.PruneLogsOptions{}) || maxBytes != "" {
+				return fmt.Errorf("--keep-last, --older-than and --max-bytes go with --prune: %w", errdefs.ErrInvalidArgument)
+			}
 			if len(args) == 2 && follow {
 				return followOutput(cmd.Context(), ws, args[1], stream, 0, g.stdout)
 			}
@@ -352,7 +382,11 @@ sessions, diff, export and sync never appear in it.`,
 				if len(what) > 60 {
 					what = what[:57] + "..."
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%dms\t%s\t%s\t%s/%s\t%s\n", c.ID, c.StartedAt.Local().Format("15:04:05"), c.DurationMS, exit, c.Status,
+				status := c.Status
+				if c.Pruned {
+					status += ",pruned"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%dms\t%s\t%s\t%s/%s\t%s\n", c.ID, c.StartedAt.Local().Format("15:04:05"), c.DurationMS, exit, status,
 					humanBytes(c.StdoutBytes), humanBytes(c.StderrBytes), what)
 			}
 			return tw.Flush()
@@ -361,5 +395,9 @@ sessions, diff, export and sync never appear in it.`,
 	cmd.Flags().IntVar(&tail, "tail", 0, "show only the last N commands")
 	cmd.Flags().StringVar(&stream, "stream", "stdout", "with COMMAND_ID: which output, stdout or stderr")
 	cmd.Flags().BoolVar(&follow, "follow", false, "with COMMAND_ID: keep printing its output until it finishes")
+	cmd.Flags().BoolVar(&prune, "prune", false, "remove finished commands' output (oldest first); their entries stay, marked pruned")
+	cmd.Flags().IntVar(&pruneOpts.KeepLast, "keep-last", 0, "with --prune: keep the output of the last N commands")
+	cmd.Flags().DurationVar(&pruneOpts.OlderThan, "older-than", 0, "with --prune: only commands started longer ago than this (e.g. 24h)")
+	cmd.Flags().StringVar(&maxBytes, "max-bytes", "", "with --prune: stop once the log takes at most this much (e.g. 200M)")
 	return cmd
 }

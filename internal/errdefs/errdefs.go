@@ -147,3 +147,17 @@ func (e *KindError) Error() string { return e.Msg }
 
 // Unwrap makes the error match its kind's sentinel.
 func (e *KindError) Unwrap() error { return FromKind(e.Kind) }
+
+// Mark gives err the kind of sentinel (one of the Err* values) without
+// changing its message; err stays reachable with errors.As.
+func Mark(err, sentinel error) error {
+	if err == nil {
+		return nil
+	}
+	return &marked{err: err, kind: sentinel}
+}
+
+type marked struct{ err, kind error }
+
+func (m *marked) Error() string   { return m.err.Error() }
+func (m *marked) Unwrap() []error { return []error{m.err, m.kind} }

@@ -1,6 +1,7 @@
 package errdefs
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -34,5 +35,20 @@ func TestClassifyAndExitCode(t *testing.T) {
 	}
 	if FromKind("bogus") != ErrInternal {
 		t.Error("unknown kind is not internal")
+	}
+}
+
+func TestMarkAndArg(t *testing.T) {
+	base := errors.New("VMM exited")
+	m := Mark(fmt.Errorf("boot: %w", base), ErrUnavailable)
+	if Classify(m) != KindUnavailable || !errors.Is(m, base) || m.Error() != "boot: VMM exited" {
+		t.Fatalf("Mark: %v %v", Classify(m), m)
+	}
+	a := fmt.Errorf("create: %w", Arg("memory_mib", "64 MiB is too small"))
+	if Classify(a) != KindInvalidArgument || ArgOf(a) != "memory_mib" {
+		t.Fatalf("Arg: %v %q", Classify(a), ArgOf(a))
+	}
+	if Classify(context.Canceled) != KindCanceled || Classify(fmt.Errorf("x: %w", context.DeadlineExceeded)) != KindTimeout {
+		t.Fatal("context errors")
 	}
 }

@@ -13,10 +13,12 @@
 //     (guestproto.FilesRequest.HashPaths) and calls Compare, which yields
 //     one Change per reported path.
 //  3. Build turns the changes into a Result, loading file contents through a
-//     Loader (only for files up to MaxFileBytes that changed) to produce
-//     unified patches; a "modified" file whose loaded sides turn out to be
-//     byte-identical is dropped (or becomes mode_changed). FormatGit and
-//     FormatStat render a Result like git diff and git diff --stat.
+//     Loader (only for files up to MaxPatchBytes that changed, a few at a
+//     time) to produce unified patches and line counts; a "modified" file
+//     whose loaded sides turn out to be byte-identical is dropped (or
+//     becomes mode_changed). The patch text of a result is bounded by
+//     MaxTotalPatchBytes. FormatGit and FormatStat render a Result like git
+//     diff and git diff --stat.
 //
 // Reporting rules:
 //   - added / deleted: the path exists on one side only. Directories are
@@ -49,14 +51,24 @@ const (
 	ModeChanged = api.DiffModeChanged
 )
 
-// Reasons in File.PatchOmitted.
+// Reasons in File.PatchOmitted. With "too large" and "content
+// unavailable" the content was not read, so Insertions, Deletions and
+// Binary are unknown (zero); with the other two they are right.
 const (
-	OmittedTooLarge    = "too large"           // a side exceeds Options.MaxFileBytes
-	OmittedUnavailable = "content unavailable" // the Loader could not provide content
+	OmittedTooLarge      = "too large"           // a side is larger than Options.MaxPatchBytes
+	OmittedUnavailable   = "content unavailable" // the Loader could not provide content
+	OmittedPatchTooLarge = "patch too large"     // the patch is longer than Options.MaxPatchBytes
+	OmittedBudget        = "diff too large"      // the result's patches reached Options.MaxTotalPatchBytes
 )
 
 // File is one changed path (api.DiffFile).
 type File = api.DiffFile
+
+// CountsKnown reports whether f's Insertions and Deletions are its real
+// line counts (false when its content could not be read).
+func CountsKnown(f *File) bool {
+	return f.PatchOmitted != OmittedTooLarge && f.PatchOmitted != OmittedUnavailable
+}
 
 // Summary counts the changes of a Result (api.DiffSummary).
 type Summary = api.DiffSummary

@@ -58,12 +58,23 @@ func FormatGit(w io.Writer, r *Result) error {
 	return err
 }
 
+// omittedHint says how to get a patch that was left out.
+func omittedHint(reason string) string {
+	switch reason {
+	case OmittedTooLarge, OmittedPatchTooLarge:
+		return "; raise max_patch_bytes (--max-patch-bytes) or export the file"
+	case OmittedBudget:
+		return "; diff this path alone, or raise max_total_patch_bytes (--max-total-patch-bytes)"
+	}
+	return ""
+}
+
 func body(sb *strings.Builder, f File, a, b string) {
 	switch {
 	case f.Binary:
 		fmt.Fprintf(sb, "Binary files %s and %s differ\n", a, b)
 	case f.PatchOmitted != "":
-		fmt.Fprintf(sb, "Files %s and %s differ (patch omitted: %s)\n", a, b, f.PatchOmitted)
+		fmt.Fprintf(sb, "Files %s and %s differ (patch omitted: %s%s)\n", a, b, f.PatchOmitted, omittedHint(f.PatchOmitted))
 	default:
 		sb.WriteString(f.Patch)
 	}
@@ -80,7 +91,9 @@ func FormatStat(w io.Writer, r *Result) error {
 	nameW, maxN := 0, 0
 	for _, f := range r.Files {
 		nameW = max(nameW, len(f.Path))
-		maxN = max(maxN, f.Insertions+f.Deletions)
+		if !f.Binary && CountsKnown(&f) {
+			maxN = max(maxN, f.Insertions+f.Deletions)
+		}
 	}
 	numW := len(strconv.Itoa(maxN))
 	graphW := max(80-nameW-numW-6, 10)
@@ -97,7 +110,7 @@ func FormatStat(w io.Writer, r *Result) error {
 		switch {
 		case f.Binary:
 			fmt.Fprintf(&sb, "Bin %d -> %d bytes", deref(f.OldSize), deref(f.NewSize))
-		case f.PatchOmitted != "":
+		case !CountsKnown(&f):
 			sb.WriteString("? (" + f.PatchOmitted + ")")
 		default:
 			n := f.Insertions + f.Deletions

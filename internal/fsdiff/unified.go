@@ -242,6 +242,16 @@ func unified(oldName, newName string, old, new []byte, context int) (string, int
 	return sb.String(), ins, del
 }
 
+// countLines returns the lines a patch from old to new would insert and
+// delete, without writing the patch.
+func countLines(old, new []byte) (ins, del int) {
+	for _, bl := range diffBlocks(splitLines(old), splitLines(new)) {
+		del += bl.A1 - bl.A0
+		ins += bl.B1 - bl.B0
+	}
+	return ins, del
+}
+
 // rangeStr formats a hunk range like xdiff: "l,n", "l" when n is 1, and
 // the line before the hunk when n is 0.
 func rangeStr(start, n int) string {

@@ -10,7 +10,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 func lines(n int, f func(i int) string) string {
@@ -131,7 +133,7 @@ func TestBuildAndFormat(t *testing.T) {
 		Old: {"blob.bin": "\x00\x01\x02\x03", "edit.txt": "old\n", "gone.txt": "bye\n"},
 		New: {"blob.bin": "\x00\x01\x02\x03\x04", "edit.txt": "new\n", "added.txt": "hi\n"},
 	}
-	load := func(_ context.Context, s Side, p string) ([]byte, error) {
+	load := func(_ context.Context, s Side, p string, _ int64) ([]byte, error) {
 		c, ok := content[s][p]
 		if !ok {
 			return nil, fmt.Errorf("no content for %s", p)
@@ -250,7 +252,7 @@ func TestDiffBlocksApply(t *testing.T) {
 func TestBuildEqualContentWithoutHash(t *testing.T) {
 	base := []me{file("same", 0o644, 2, 1, ""), file("chmod", 0o644, 2, 1, "")}
 	live := []me{file("same", 0o644, 2, 5, ""), file("chmod", 0o600, 2, 5, "")}
-	load := func(context.Context, Side, string) ([]byte, error) { return []byte("x\n"), nil }
+	load := func(context.Context, Side, string, int64) ([]byte, error) { return []byte("x\n"), nil }
 	res, err := Build(context.Background(), Compare(base, live), load, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -287,5 +289,141 @@ func TestScatteredChangesLargeFile(t *testing.T) {
 	got = append(got, a[pos:]...)
 	if strings.Join(got, "") != strings.Join(b, "") {
 		t.Fatal("blocks do not apply")
+	}
+}
+
+// TestBuildBounds: the per-file and total patch bounds, no_patch with line
+// counts, and results in path order whatever the load order.
+func TestBuildBounds(t *testing.T) {
+	text := func(n int) string { return strings.Repeat("line\n", n) } // 5 bytes a line
+	var base, live []me
+	content := map[Side]map[string]string{Old: {}, New: {}}
+	for i := range 40 {
+		p := fmt.Sprintf("f%02d.txt", i)
+		base = append(base, file(p, 0o644, 50, 1, "o"+p))
+		live = append(live, file(p, 0o644, 55, 2, "n"+p))
+		content[Old][p] = text(10)
+		content[New][p] = text(11)
+	}
+	base = append(base, file("g.txt", 0o644, 500, 1, "og"))
+	live = append(live, file("g.txt", 0o644, 5, 2, "ng"))
+	content[Old]["g.txt"] = text(100)
+	content[New]["g.txt"] = text(1)
+	var mu sync.Mutex
+	inFlight, maxInFlight := 0, 0
+	load := func(ctx context.Context, s Side, p string, limit int64) ([]byte, error) {
+		mu.Lock()
+		inFlight++
+		maxInFlight = max(maxInFlight, inFlight)
+		mu.Unlock()
+		defer func() { mu.Lock(); inFlight--; mu.Unlock() }()
+		if len(p) > 0 && p[len(p)-5]%3 == 0 {
+			time.Sleep(time.Millisecond) // finish out of order
+		}
+		if int64(len(content[s][p])) > limit {
+			return nil, fmt.Errorf("over %d", limit)
+		}
+		return []byte(content[s][p]), nil
+	}
+	changes := Compare(base, live)
+	for _, tc := range []struct {
+		name     string
+		opts     Options
+		patches  int // files with a patch
+		omitted  map[string]int
+		totalMax int
+	}{
+		{"defaults", Options{}, 41, nil, DefaultMaxTotalPatchBytes},
+		{"per file", Options{MaxPatchBytes: 100}, 40, map[string]int{OmittedTooLarge: 1}, DefaultMaxTotalPatchBytes},
+		{"patch too large", Options{MaxPatchBytes: 500, Context: 20}, 40, map[string]int{OmittedPatchTooLarge: 1}, DefaultMaxTotalPatchBytes},
+		// Each patch of an f file is 73 bytes: five fit in 400.
+		{"total", Options{MaxTotalPatchBytes: 400}, 5, map[string]int{OmittedBudget: 36}, 400},
+		{"no patch", Options{NoPatch: true}, 0, nil, 0},
+		{"one worker", Options{Workers: 1, MaxTotalPatchBytes: 400}, 5, map[string]int{OmittedBudget: 36}, 400},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			maxInFlight = 0
+			res, err := Build(context.Background(), changes, load, tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Files) != 41 {
+				t.Fatalf("%d files", len(res.Files))
+			}
+			patches, total := 0, 0
+			omitted := map[string]int{}
+			for i, f := range res.Files {
+				if i > 0 && res.Files[i-1].Path >= f.Path {
+					t.Fatalf("out of order: %s after %s", f.Path, res.Files[i-1].Path)
+				}
+				if f.Patch != "" {
+					patches++
+					total += len(f.Patch)
+				}
+				if f.PatchOmitted != "" {
+					omitted[f.PatchOmitted]++
+				}
+				if CountsKnown(&f) {
+					want := [2]int{1, 0}
+					if f.Path == "g.txt" {
+						want = [2]int{0, 99}
+					}
+					if got := [2]int{f.Insertions, f.Deletions}; got != want {
+						t.Errorf("%s: +%d -%d, want %v", f.Path, got[0], got[1], want)
+					}
+				}
+			}
+			if patches != tc.patches || total > tc.totalMax || len(omitted) != len(tc.omitted) {
+				t.Errorf("%d patches (%d bytes), omitted %v; want %d patches, omitted %v", patches, total, omitted, tc.patches, tc.omitted)
+			}
+			for k, n := range tc.omitted {
+				if omitted[k] != n {
+					t.Errorf("omitted %q: %d, want %d", k, omitted[k], n)
+				}
+			}
+			if res.Summary.Insertions != 40 {
+				t.Errorf("summary %+v", res.Summary)
+			}
+			workers := tc.opts.Workers
+			if workers == 0 {
+				workers = 4
+			}
+			if maxInFlight > 2*(workers+2) { // two sides a file
+				t.Errorf("%d loads at once with %d workers", maxInFlight, workers)
+			}
+		})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Build(ctx, changes, load, Options{}); !errors.Is(err, context.Canceled) {
+		t.Errorf("canceled: %v", err)
+	}
+}
+
+func TestFormatStatLines(t *testing.T) {
+	i64 := func(n int64) *int64 { return &n }
+	for _, tc := range []struct {
+		name string
+		f    File
+		want string
+	}{
+		{"text", File{Path: "f.txt", Status: Modified, Insertions: 1, Deletions: 1}, " f.txt | 2 +-\n"},
+		{"binary added", File{Path: "x.pyc", Status: Added, Binary: true, NewSize: i64(1234)}, " x.pyc | Bin 0 -> 1234 bytes\n"},
+		{"binary deleted", File{Path: "x.pyc", Status: Deleted, Binary: true, OldSize: i64(10)}, " x.pyc | Bin 10 -> 0 bytes\n"},
+		{"binary modified", File{Path: "x.pyc", Status: Modified, Binary: true, OldSize: i64(3), NewSize: i64(4)}, " x.pyc | Bin 3 -> 4 bytes\n"},
+		{"too large", File{Path: "big", Status: Modified, PatchOmitted: OmittedTooLarge}, " big | ? (too large)\n"},
+		{"over the budget keeps counts", File{Path: "b", Status: Modified, PatchOmitted: OmittedBudget, Insertions: 2}, " b | 2 ++\n"},
+		{"mode only", File{Path: "m", Status: ModeChanged}, " m | 0\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &Result{Files: []File{tc.f}, Summary: Summary{Insertions: tc.f.Insertions, Deletions: tc.f.Deletions}}
+			var b bytes.Buffer
+			if err := FormatStat(&b, r); err != nil {
+				t.Fatal(err)
+			}
+			if got, _, _ := strings.Cut(b.String(), "\n"); got+"\n" != tc.want {
+				t.Errorf("got %q, want %q", got+"\n", tc.want)
+			}
+		})
 	}
 }

@@ -16,7 +16,15 @@ import (
 // fifos and files that vanish while being archived are skipped and named
 // in the result's warnings.
 func (c *Client) TarOut(ctx context.Context, path string, w io.Writer) (*guestproto.FilesResult, error) {
-	r, err := c.receiveData(ctx, &guestproto.Request{Op: guestproto.OpTarOut, Files: &guestproto.FilesRequest{Path: path}}, "archive "+path, func(p []byte) error {
+	return c.TarOutExcluding(ctx, path, nil, w)
+}
+
+// TarOutExcluding is TarOut leaving out the entries that the gitignore
+// patterns exclude match (relative to path); excluded directories are not
+// entered.
+func (c *Client) TarOutExcluding(ctx context.Context, path string, exclude []string, w io.Writer) (*guestproto.FilesResult, error) {
+	req := &guestproto.Request{Op: guestproto.OpTarOut, Files: &guestproto.FilesRequest{Path: path, Exclude: exclude}}
+	r, err := c.receiveData(ctx, req, "archive "+path, func(p []byte) error {
 		_, err := w.Write(p)
 		return err
 	})
@@ -41,8 +49,15 @@ func (c *Client) ReadFile(ctx context.Context, path string, off, n int64, w io.W
 // crossing into other file systems). Regular files get a SHA-256 when hash
 // is set and hashPaths is empty, or when listed in hashPaths.
 func (c *Client) Manifest(ctx context.Context, path string, hash bool, hashPaths []string) (*guestproto.Manifest, error) {
+	return c.ManifestExcluding(ctx, path, hash, hashPaths, nil)
+}
+
+// ManifestExcluding is Manifest leaving out the entries that the gitignore
+// patterns exclude match (relative to path); excluded directories are not
+// entered.
+func (c *Client) ManifestExcluding(ctx context.Context, path string, hash bool, hashPaths, exclude []string) (*guestproto.Manifest, error) {
 	var entries []guestproto.ManifestEntry
-	req := &guestproto.Request{Op: guestproto.OpManifest, Files: &guestproto.FilesRequest{Path: path, Hash: hash, HashPaths: hashPaths}}
+	req := &guestproto.Request{Op: guestproto.OpManifest, Files: &guestproto.FilesRequest{Path: path, Hash: hash, HashPaths: hashPaths, Exclude: exclude}}
 	r, err := c.receiveData(ctx, req, "list "+path, func(p []byte) error {
 		dec := json.NewDecoder(bytes.NewReader(p))
 		for dec.More() {
@@ -77,8 +92,14 @@ func (c *Client) Manifest(ctx context.Context, path string, hash bool, hashPaths
 // Unsafe entries (absolute, "..", through symlinks, hard links out) fail
 // the whole operation with an invalid-argument error naming the entry.
 func (c *Client) TarIn(ctx context.Context, path string, r io.Reader, del bool, keep []string) (*guestproto.FilesResult, error) {
+	return c.TarInExcluding(ctx, path, r, del, keep, nil)
+}
+
+// TarInExcluding is TarIn where, with del, entries that the gitignore
+// patterns exclude match (relative to path) are never deleted.
+func (c *Client) TarInExcluding(ctx context.Context, path string, r io.Reader, del bool, keep, exclude []string) (*guestproto.FilesResult, error) {
 	what := "extract into " + path
-	req := &guestproto.Request{Op: guestproto.OpTarIn, Files: &guestproto.FilesRequest{Path: path, Delete: del, Keep: keep}}
+	req := &guestproto.Request{Op: guestproto.OpTarIn, Files: &guestproto.FilesRequest{Path: path, Delete: del, Keep: keep, Exclude: exclude}}
 	conn, err := c.Open(ctx, req)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)

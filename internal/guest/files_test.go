@@ -451,3 +451,63 @@ func TestConnectionLossIsUnavailable(t *testing.T) {
 		t.Fatalf("attach: %v", err)
 	}
 }
+
+// TestExclude: tar_out and manifest leave excluded paths out, and tar_in
+// with delete keeps them (and the directories holding them).
+func TestExclude(t *testing.T) {
+	ctx := testCtx(t)
+	c := newTestClient(t)
+	src := t.TempDir()
+	for _, p := range []string{"a.py", "__pycache__/a.pyc", "pkg/__pycache__/b.pyc", "pkg/b.py", "pkg/x.log", "old/y.log", "old/z.txt"} {
+		os.MkdirAll(filepath.Dir(filepath.Join(src, p)), 0o755)
+		os.WriteFile(filepath.Join(src, p), []byte("x"), 0o644)
+	}
+	excl := []string{"__pycache__/", "*.log"}
+	m, err := c.ManifestExcluding(ctx, src, false, nil, excl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, e := range m.Entries {
+		paths = append(paths, e.Path)
+	}
+	if want := []string{"a.py", "old", "old/z.txt", "pkg", "pkg/b.py"}; !slices.Equal(paths, want) {
+		t.Errorf("manifest %q, want %q", paths, want)
+	}
+	var buf bytes.Buffer
+	if _, err := c.TarOutExcluding(ctx, src, excl, &buf); err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(&buf)
+	var names []string
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		names = append(names, strings.TrimSuffix(h.Name, "/"))
+	}
+	slices.Sort(names)
+	if want := []string{"a.py", "old", "old/z.txt", "pkg", "pkg/b.py"}; !slices.Equal(names, want) {
+		t.Errorf("tar %q, want %q", names, want)
+	}
+	if _, err := c.ManifestExcluding(ctx, src, false, nil, []string{"[bad"}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("bad pattern: %v", err)
+	}
+	// Delete everything the (empty) source lacks, except what is excluded.
+	res, err := c.TarInExcluding(ctx, src, bytes.NewReader(makeTar(t)), true, []string{"a.py"}, excl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if rel, _ := filepath.Rel(src, p); rel != "." {
+			left = append(left, rel)
+		}
+		return nil
+	})
+	want := []string{"__pycache__", "__pycache__/a.pyc", "a.py", "old", "old/y.log", "pkg", "pkg/__pycache__", "pkg/__pycache__/b.pyc", "pkg/x.log"}
+	if !slices.Equal(left, want) || res.Deleted != 2 {
+		t.Errorf("left %q (deleted %d), want %q (deleted 2: old/z.txt, pkg/b.py)", left, res.Deleted, want)
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,11 +19,22 @@ import (
 	"github.com/hearthvm/hearth/internal/guestproto"
 )
 
+// hostShell is the shell the agent runs in these tests on the host: one
+// that reads no start-up files, so the host user's ~/.bashrc (pyenv init,
+// a greeting) can neither slow the tests down nor write into their output.
+func hostShell() []string {
+	if _, err := os.Stat("/bin/bash"); err == nil {
+		return []string{"/bin/bash", "--noprofile", "--norc"}
+	}
+	return []string{"/bin/sh"}
+}
+
 // newTestClient serves a fresh agent over in-memory pipes.
 func newTestClient(t *testing.T) *guest.Client {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	srv := agent.NewServer(nil)
+	srv.ShellArgv = hostShell()
 	c := &guest.Client{Dial: func(context.Context) (net.Conn, error) {
 		host, guestEnd := net.Pipe()
 		go srv.ServeConn(ctx, guestEnd)
@@ -229,7 +242,7 @@ func TestShellLimit(t *testing.T) {
 		ids = append(ids, info.ID)
 	}
 	_, err := c.ShellOpen(ctx, nil)
-	if !errors.Is(err, errdefs.ErrResourceExhausted) || !strings.Contains(err.Error(), "hearth workspace shell close") {
+	if !errors.Is(err, errdefs.ErrResourceExhausted) || !strings.Contains(err.Error(), "close one first") {
 		t.Fatalf("17th shell: %v", err)
 	}
 	list, err := c.ShellList(ctx)
@@ -246,6 +259,32 @@ func TestShellLimit(t *testing.T) {
 	}
 	if _, err := c.ShellOpen(ctx, nil); err != nil {
 		t.Fatalf("open after close: %v", err)
+	}
+}
+
+// TestShellReadsNoStartupFiles: a shell whose HOME holds slow, noisy
+// start-up files starts at once and prints nothing of theirs.
+func TestShellReadsNoStartupFiles(t *testing.T) {
+	ctx := testCtx(t)
+	c := newTestClient(t)
+	home := t.TempDir()
+	for _, f := range []string{".bashrc", ".bash_profile", ".profile", ".bash_login"} {
+		if err := os.WriteFile(filepath.Join(home, f), []byte("echo STARTUP-NOISE-"+f+"; sleep 30\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	info, err := c.ShellOpen(ctx, &guestproto.ShellRequest{Cwd: "/", Env: []string{"HOME=" + home, "ENV=" + filepath.Join(home, ".profile"), "PS1=$ "}})
+	if err != nil {
+		t.Fatalf("open shell: %v", err)
+	}
+	start := time.Now()
+	write(t, ctx, c, info.ID, "echo READY$((2+2))\n")
+	out, _ := readUntil(t, ctx, c, info.ID, "READY4")
+	if strings.Contains(out, "STARTUP-NOISE") {
+		t.Fatalf("the shell read a start-up file: %q", out)
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Fatalf("the shell took %v to answer", d)
 	}
 }
 

@@ -200,6 +200,11 @@ type FilesRequest struct {
 	// Offset/Length (read_file).
 	Offset int64 `json:"offset,omitempty"`
 	Length int64 `json:"length,omitempty"`
+	// Exclude holds gitignore patterns, relative to Path. tar_out and
+	// manifest leave matching entries out and do not enter matching
+	// directories; tar_in with Delete never deletes a matching entry (nor
+	// the directories that hold one).
+	Exclude []string `json:"exclude,omitempty"`
 }
 
 // FilesResult summarises a file operation.

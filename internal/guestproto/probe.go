@@ -312,7 +312,7 @@ func CheckServiceSpec(s *ServiceSpec) error {
 		return err
 	}
 	if len(s.Argv) == 0 || s.Argv[0] == "" {
-		return invalidf("service %s: no command: give the command after --", s.Name)
+		return invalidf("service %s: no command: give the program and its arguments (argv)", s.Name)
 	}
 	for _, kv := range s.Env {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" || strings.ContainsRune(kv, 0) {

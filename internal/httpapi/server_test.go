@@ -174,10 +174,10 @@ func TestBadRequests(t *testing.T) {
 func TestQueryParameters(t *testing.T) {
 	f := &fake{}
 	srv := newTestServer(t, f)
-	if code, b := do(t, srv, "GET", "/v1/workspaces/x/diff?paths=a&paths=b/c&no_patch=true", ""); code != 200 {
+	if code, b := do(t, srv, "GET", "/v1/workspaces/x/diff?paths=a&paths=b/c&no_patch=true&exclude=*.log", ""); code != 200 {
 		t.Fatalf("%d %s", code, b)
 	}
-	if _, r := f.last(); fmt.Sprint(*r.(*api.DiffRequest)) != "{x [a b/c] true}" {
+	if _, r := f.last(); fmt.Sprint(*r.(*api.DiffRequest)) != "{x [a b/c] true [*.log] 1048576 16777216}" {
 		t.Fatalf("diff request %+v", r)
 	}
 	if code, b := do(t, srv, "GET", "/v1/workspaces/x/shells/s1/output?cursor=7&wait_ms=20&plain=1", ""); code != 200 {

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,10 +18,14 @@ import (
 
 // startServe runs `hearth serve` on a temporary socket and returns a remote
 // client once /v1/health answers.
-func startServe(t *testing.T, e *testenv.Env) *hearth.Client {
+func startServe(t *testing.T, e *testenv.Env, allow ...string) *hearth.Client {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "hearth.sock")
-	cmd := exec.Command(e.Bin, "serve", "--socket", sock)
+	args := []string{"serve", "--socket", sock}
+	for _, a := range allow {
+		args = append(args, "--allow-path", a)
+	}
+	cmd := exec.Command(e.Bin, args...)
 	cmd.Env = e.Environ()
 	var logs bytes.Buffer
 	cmd.Stderr = &logs
@@ -69,12 +74,12 @@ func TestRemoteWorkflow(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	rc := startServe(t, e)
+	dir := t.TempDir()
+	rc := startServe(t, e, dir)
 	lc, err := hearth.New(hearth.WithHome(e.Home), hearth.WithExecutable(e.Bin))
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
 	os.MkdirAll(src, 0o755)
 	os.WriteFile(filepath.Join(src, "a.txt"), []byte("one\n"), 0o644)
@@ -140,6 +145,21 @@ func TestRemoteWorkflow(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, "rout", "b.bin")); err != nil || string(b) != "x\xff" {
 		t.Fatalf("exported %q %v", b, err)
+	}
+	// Host paths outside --allow-path: refused, nothing written; a symlink
+	// inside the allowed root that points out is no way around it.
+	outside := t.TempDir()
+	os.Symlink(outside, filepath.Join(dir, "link-out"))
+	for _, dest := range []string{filepath.Join(outside, "x"), filepath.Join(dir, "link-out", "y"), filepath.Join(dir, "..", filepath.Base(outside), "z")} {
+		if _, err := rw.Export(ctx, "/workspace/out", dest, hearth.ExportOptions{}); !errors.Is(err, hearth.ErrInvalidArgument) || !strings.Contains(err.Error(), "--allow-path") {
+			t.Fatalf("export to %s outside the allowed root: %v", dest, err)
+		}
+	}
+	if _, err := rw.SyncPush(ctx, outside, hearth.SyncOptions{}); !errors.Is(err, hearth.ErrInvalidArgument) {
+		t.Fatalf("sync push from outside the allowed root: %v", err)
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Fatalf("refused exports wrote %v", ents)
 	}
 	rl, err := rw.Logs(ctx, hearth.LogsOptions{})
 	ll, _ := lw.Logs(ctx, hearth.LogsOptions{})

@@ -17,10 +17,6 @@ const (
 	// StreamKeep is the bytes of each command output stream an MCP result
 	// keeps (its end).
 	StreamKeep = 32 << 10
-	// PatchFileLimit bounds one file's patch; PatchTotalLimit all patches
-	// of one diff result.
-	PatchFileLimit  = 16 << 10
-	PatchTotalLimit = 64 << 10
 )
 
 // boundExec keeps the last StreamKeep bytes of res's stdout and stderr (in
@@ -65,32 +61,6 @@ func boundExec(res *api.ExecResult) {
 			*st.data = base64.StdEncoding.EncodeToString(kept)
 		} else {
 			*st.data = string(kept)
-		}
-	}
-}
-
-// boundDiff limits the patches of r (in place): a patch over PatchFileLimit
-// is left out, as are patches once PatchTotalLimit is used up; patch_omitted
-// says why and how to see it. Patches are never cut inside.
-func boundDiff(r *api.DiffResult) {
-	if r == nil {
-		return
-	}
-	total := 0
-	for i := range r.Files {
-		f := &r.Files[i]
-		if f.Patch == "" {
-			continue
-		}
-		switch {
-		case len(f.Patch) > PatchFileLimit:
-			f.PatchOmitted = fmt.Sprintf("patch of %d bytes is over MCP's %d-byte limit: workspace_export the file to see it whole", len(f.Patch), PatchFileLimit)
-			f.Patch = ""
-		case total+len(f.Patch) > PatchTotalLimit:
-			f.PatchOmitted = fmt.Sprintf("left out to keep this result under %d bytes: call workspace_diff with paths=[%q] to see it", PatchTotalLimit, f.Path)
-			f.Patch = ""
-		default:
-			total += len(f.Patch)
 		}
 	}
 }

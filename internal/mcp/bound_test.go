@@ -55,38 +55,3 @@ func TestBoundExec(t *testing.T) {
 		})
 	}
 }
-
-func TestBoundDiff(t *testing.T) {
-	line := strings.Repeat("x", 99) + "\n"
-	patch := func(n int) string { return strings.Repeat(line, n) }
-	r := &api.DiffResult{Files: []api.DiffFile{
-		{Path: "small", Patch: patch(10)},
-		{Path: "huge", Patch: patch(1000)}, // 100 KB: left out
-		{Path: "binary"},
-		{Path: "a", Patch: patch(150)},
-		{Path: "b", Patch: patch(150)},
-		{Path: "c", Patch: patch(150)},
-		{Path: "d", Patch: patch(150)},
-		{Path: "e", Patch: patch(150)},
-	}}
-	boundDiff(r)
-	total := 0
-	for _, f := range r.Files {
-		total += len(f.Patch)
-		if f.Patch != "" && f.Patch != patch(10) && f.Patch != patch(150) {
-			t.Errorf("%s: patch changed inside", f.Path)
-		}
-	}
-	if total > PatchTotalLimit {
-		t.Errorf("patches total %d bytes", total)
-	}
-	if r.Files[0].Patch != patch(10) || r.Files[0].PatchOmitted != "" {
-		t.Error("small patch changed")
-	}
-	if h := r.Files[1]; h.Patch != "" || !strings.Contains(h.PatchOmitted, "workspace_export") {
-		t.Errorf("huge: %q", h.PatchOmitted)
-	}
-	if last := r.Files[len(r.Files)-1]; last.Patch != "" || !strings.Contains(last.PatchOmitted, `workspace_diff with paths=["e"]`) {
-		t.Errorf("last: %q", last.PatchOmitted)
-	}
-}

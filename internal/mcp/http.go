@@ -2,11 +2,13 @@ package mcp
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/hearthvm/hearth/internal/errdefs"
@@ -40,25 +42,62 @@ func CheckLoopback(addr string) error {
 	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
 		return nil
 	}
-	return fmt.Errorf("--http %q is not a loopback address: the MCP server has no authentication, so it listens on 127.0.0.1 or ::1 only (pass --allow-remote to override, behind your own authentication): %w", addr, errdefs.ErrInvalidArgument)
+	return fmt.Errorf("--http %q is not a loopback address: off loopback the MCP server needs TLS (--tls-cert and --tls-key) as well as its bearer token: %w", addr, errdefs.ErrInvalidArgument)
+}
+
+// RequireToken wraps h so every request must carry "Authorization: Bearer
+// <token>" (compared in constant time); others get 401.
+func RequireToken(h http.Handler, token string) http.Handler {
+	want := []byte(token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || len(want) == 0 || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="hearth-mcp"`)
+			http.Error(w, "missing or wrong bearer token: send 'Authorization: Bearer <token>' (the token hearth mcp serve printed, or the one it was given)", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// HTTPOptions secure the HTTP transport.
+type HTTPOptions struct {
+	// Token is the bearer token every request must carry (required).
+	Token string
+	// CertFile and KeyFile serve TLS (required off loopback).
+	CertFile, KeyFile string
 }
 
 // ServeHTTP serves s at /mcp on addr until ctx ends, then shuts down
-// gracefully. ready, if set, receives the bound address.
-func ServeHTTP(ctx context.Context, s *sdk.Server, addr string, log *slog.Logger, ready func(net.Addr)) error {
+// gracefully. Every request must carry the bearer token. ready, if set,
+// receives the bound address.
+func ServeHTTP(ctx context.Context, s *sdk.Server, addr string, log *slog.Logger, o HTTPOptions, ready func(net.Addr)) error {
+	if o.Token == "" {
+		return fmt.Errorf("MCP over HTTP needs a bearer token: %w", errdefs.ErrInvalidArgument)
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/mcp", HTTPHandler(s, log))
+	mux.Handle("/mcp", RequireToken(HTTPHandler(s, log), o.Token))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	if ready != nil {
 		ready(ln.Addr())
 	}
-	log.Info("serving MCP over streamable HTTP", "url", "http://"+ln.Addr().String()+"/mcp")
+	scheme := "http"
+	if o.CertFile != "" {
+		scheme = "https"
+	}
+	log.Info("serving MCP over streamable HTTP", "url", scheme+"://"+ln.Addr().String()+"/mcp")
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if o.CertFile != "" {
+			errc <- srv.ServeTLS(ln, o.CertFile, o.KeyFile)
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve MCP over HTTP: %w", err)

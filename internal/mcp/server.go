@@ -43,6 +43,9 @@ type Options struct {
 	SDKLogger *slog.Logger
 	// Version is reported to clients (default "dev").
 	Version string
+	// CheckRequest, when set, vets every decoded request before it runs
+	// (host path confinement, internal/hostpath); its error is the tool's.
+	CheckRequest func(op ops.Op, req any) error
 }
 
 // instructions tell a model how the tools fit together.
@@ -54,13 +57,14 @@ workspace_delete when done. A workspace keeps its files between calls until dele
 Here workspace_exec waits yield_ms (MCP default 10000) and run's timeout_ms defaults to 40000, so calls stay
 short: a command still running after yield_ms comes back with status "running" and a command_id; continue with
 command_wait, command_read (output pages) or command_kill. Command output keeps its last 32 KiB here (exact
-bytes; stdout_offset says where they start) and diff patches over 16 KiB are left out (patch_omitted says how to
-see them).`
+bytes; stdout_offset says where they start); workspace_diff's max_patch_bytes defaults to 16384 and
+max_total_patch_bytes to 65536 here (patch_omitted says what was left out and how to see it).`
 
 // server holds what the tool handlers share.
 type server struct {
-	c   *hearth.Client
-	log *slog.Logger
+	c     *hearth.Client
+	log   *slog.Logger
+	check func(op ops.Op, req any) error
 }
 
 // NewServer returns an MCP server exposing every operation of ops.All as a
@@ -77,7 +81,7 @@ func NewServer(c *hearth.Client, o Options) *sdk.Server {
 	}
 	s := sdk.NewServer(&sdk.Implementation{Name: "hearth", Title: "hearth microVM workspaces", Version: o.Version},
 		&sdk.ServerOptions{Instructions: instructions, Logger: o.SDKLogger})
-	h := &server{c: c, log: o.Logger}
+	h := &server{c: c, log: o.Logger, check: o.CheckRequest}
 	h.register(s)
 	return s
 }
@@ -147,6 +151,11 @@ func (h *server) handler(op ops.Op) sdk.ToolHandler {
 		if err := op.Prepare(in, true); err != nil {
 			return errorResult(toolError(err)), nil
 		}
+		if h.check != nil {
+			if err := h.check(op, in); err != nil {
+				return errorResult(toolError(err)), nil
+			}
+		}
 		out, err := h.c.Invoke(ctx, op.Name, in, hearth.Streams{Progress: func(msg string) { report(ctx, msg) }})
 		if err != nil {
 			if ctx.Err() != nil {
@@ -159,8 +168,6 @@ func (h *server) handler(op ops.Op) sdk.ToolHandler {
 		switch r := out.(type) {
 		case *api.ExecResult:
 			boundExec(r)
-		case *api.DiffResult:
-			boundDiff(r)
 		}
 		text := fmt.Sprintf("%s done.", op.Name)
 		if f, ok := summarize[op.Name]; ok {
@@ -288,12 +295,4 @@ func withProgress(ctx context.Context, p *progress) context.Context {
 func report(ctx context.Context, msg string) {
 	p, _ := ctx.Value(progressKey{}).(*progress)
 	p.send(ctx, msg)
-}
-
-// nonNil returns s, or an empty slice for nil (schemas say "array", G5).
-func nonNil[T any](s []T) []T {
-	if s == nil {
-		return []T{}
-	}
-	return s
 }

@@ -28,6 +28,9 @@ type Arg struct {
 	Required bool
 	// Doc describes the argument.
 	Doc string
+	// Host is "read" or "write" for a host path the operation reads or
+	// writes (servers confine these, see internal/hostpath).
+	Host string
 
 	field reflect.StructField
 	index []int
@@ -64,7 +67,7 @@ func collect(t reflect.Type, index []int, out *[]Arg) {
 			continue
 		}
 		a := Arg{Name: name, Type: jsonType(f.Type), Default: f.Tag.Get("default"), Max: f.Tag.Get("max"),
-			CLI: f.Tag.Get("cli"), Path: f.Tag.Get("path") == "true", Required: !strings.Contains(opts, "omitempty"), field: f, index: idx}
+			CLI: f.Tag.Get("cli"), Path: f.Tag.Get("path") == "true", Host: f.Tag.Get("host"), Required: !strings.Contains(opts, "omitempty"), field: f, index: idx}
 		if a.CLI == "" {
 			a.CLI = strings.ReplaceAll(name, "_", "-")
 		}
@@ -227,6 +230,13 @@ var ArgDocs = map[string]string{
 	"cursor":                  "Output offset to read from (default: where the previous read ended; use next_cursor of the previous read).",
 	"wait_ms":                 "Wait up to this many milliseconds for new output; returns as soon as there is some.",
 	"plain":                   "Strip terminal escape sequences (recommended for reading).",
+	"exclude":                 "Leave out paths matching these gitignore-syntax patterns, e.g. [\"__pycache__/\", \"*.log\", \"/build\"].",
+	"max_patch_bytes":         "Largest file (and patch) shown as a patch, in bytes; larger ones keep their status and sizes with patch_omitted saying why.",
+	"max_total_patch_bytes":   "Patch text of the whole result at most this many bytes; later files keep their line counts with patch_omitted \"diff too large\".",
+	"keep_last":               "Keep the output of the last N commands.",
+	"older_than_ms":           "Prune only commands started longer ago than this many milliseconds.",
+	"max_bytes":               "Stop once the whole log takes at most this much, like \"1G\" (default: prune every command selected).",
+	"preserve_mode":           "Keep setuid, setgid, sticky and world-writable bits (dropped by default).",
 	"service":                 "Service name, unique in its workspace (letters, digits, '.', '_', '-').",
 	"ready":                   "Readiness probes, all of which must pass: port:N, http:[PORT]/PATH[=200-399], log:REGEX, file:PATH, cmd:COMMAND or notify, each optionally KIND{interval=1s,timeout=2s,start_period=30s,retries=3}:ARG (docs/services.md).",
 	"restart":                 "Restart policy: no, on-failure or always (with back-off, and a start limit of 5 starts in 10 s).",

@@ -17,6 +17,10 @@ import (
 const (
 	MCPYieldMS      = 10000
 	MCPRunTimeoutMS = 40000
+	// MCPMaxPatchBytes and MCPMaxTotalPatchBytes keep a diff result within a
+	// model's context.
+	MCPMaxPatchBytes      = 16 << 10
+	MCPMaxTotalPatchBytes = 64 << 10
 )
 
 type m = workspace.Manager
@@ -126,15 +130,41 @@ var All = []Op{
 	},
 	{
 		Name: "workspace_logs", Summary: "List the command log",
-		Guide: "Returns the workspace's commands with their ids, status, exit codes and output sizes. Read a command's output with command_read.",
+		Guide: "Returns the workspace's commands, oldest first, with their ids, status, exit codes and output sizes, a page at a time (offset, limit; next_offset continues, total counts all). Read a command's output with command_read.",
 		CLI:   "workspace logs", Go: "Workspace.Logs", Python: "Workspace.logs", Method: "GET", Path: "/v1/workspaces/{workspace}/logs",
 		Request: api.LogsRequest{}, Result: api.CommandList{}, ReadOnly: true, Idempotent: true,
+		MCP: map[string]int64{"limit": 100},
 		local: bind(func(ctx context.Context, m *m, r api.LogsRequest, _ IO) (*api.CommandList, error) {
 			l, err := m.Logs(ctx, r.Workspace, workspace.LogsOptions{Tail: r.Tail})
 			if err != nil {
 				return nil, err
 			}
-			return &api.CommandList{Commands: nonNil(l)}, nil
+			total := len(l)
+			lo := min(r.Offset, total)
+			hi := min(lo+r.Limit, total)
+			return &api.CommandList{Commands: nonNil(l[lo:hi]), Total: total, NextOffset: hi}, nil
+		}),
+	},
+	{
+		Name: "workspace_logs_prune", Summary: "Remove finished commands' kept output",
+		Guide: "Removes the output the host keeps of finished commands, oldest first: all of it, or as keep_last, older_than_ms and max_bytes select. " +
+			"Their entries stay in the log, marked pruned. Running commands are never pruned. The log also prunes itself past its quota (about 1 GiB).",
+		CLI: "workspace logs --prune", Go: "Workspace.PruneLogs", Python: "Workspace.logs_prune", Method: "POST", Path: "/v1/workspaces/{workspace}/logs/prune",
+		Request: api.LogsPruneRequest{}, Result: api.LogsPruneResult{}, Destructive: true, Idempotent: true,
+		local: bind(func(ctx context.Context, m *m, r api.LogsPruneRequest, _ IO) (*api.LogsPruneResult, error) {
+			o := workspace.PruneLogsOptions{KeepLast: r.KeepLast, OlderThan: ms(r.OlderThanMS)}
+			if r.MaxBytes != "" {
+				n, err := ParseSize(r.MaxBytes)
+				if err != nil {
+					return nil, errdefs.Arg("max_bytes", "%v", err)
+				}
+				o.MaxBytes = n
+			}
+			res, err := m.PruneLogs(ctx, r.Workspace, o)
+			if err != nil {
+				return nil, err
+			}
+			return &api.LogsPruneResult{Pruned: nonNil(res.Pruned), FreedBytes: res.FreedBytes, LogBytes: res.LogBytes, QuotaBytes: res.QuotaBytes}, nil
 		}),
 	},
 	{
@@ -143,7 +173,7 @@ var All = []Op{
 		CLI:   "workspace sync push", Go: "Workspace.SyncPush", Python: "Workspace.sync_push", Method: "POST", Path: "/v1/workspaces/{workspace}/sync",
 		Request: api.SyncPushRequest{}, Result: api.SyncResult{}, Destructive: true, Idempotent: true,
 		local: bind(func(ctx context.Context, m *m, r api.SyncPushRequest, _ IO) (*api.SyncResult, error) {
-			res, err := m.SyncPush(ctx, r.Workspace, r.Source, workspace.SyncOptions{Dest: r.Dest, Delete: r.Delete})
+			res, err := m.SyncPush(ctx, r.Workspace, r.Source, workspace.SyncOptions{Dest: r.Dest, Delete: r.Delete, Exclude: r.Exclude})
 			if res != nil {
 				res.Warnings = nonNil(res.Warnings)
 			}
@@ -156,8 +186,10 @@ var All = []Op{
 			"Read-only: no command log entry, shells untouched. Narrow with paths, use no_patch for a summary, or workspace_export a file to see it whole.",
 		CLI: "workspace diff", Go: "Workspace.Diff", Python: "Workspace.diff", Method: "GET", Path: "/v1/workspaces/{workspace}/diff",
 		Request: api.DiffRequest{}, Result: api.DiffResult{}, ReadOnly: true, Idempotent: true,
+		MCP: map[string]int64{"max_patch_bytes": MCPMaxPatchBytes, "max_total_patch_bytes": MCPMaxTotalPatchBytes},
 		local: bind(func(ctx context.Context, m *m, r api.DiffRequest, _ IO) (*api.DiffResult, error) {
-			res, err := m.Diff(ctx, r.Workspace, workspace.DiffOptions{Paths: r.Paths, NoPatch: r.NoPatch})
+			res, err := m.Diff(ctx, r.Workspace, workspace.DiffOptions{Paths: r.Paths, NoPatch: r.NoPatch, Exclude: r.Exclude,
+				MaxPatchBytes: r.MaxPatchBytes, MaxTotalPatchBytes: r.MaxTotalPatchBytes})
 			if res != nil {
 				res.Files = nonNil(res.Files)
 			}
@@ -172,7 +204,7 @@ var All = []Op{
 		Request: api.ExportRequest{}, Result: api.ExportResult{}, Destructive: true,
 		ArgsDoc: map[string]string{"force": "Replace an existing non-empty destination: everything at host_dest is removed and replaced, atomically."},
 		local: bind(func(ctx context.Context, m *m, r api.ExportRequest, _ IO) (*api.ExportResult, error) {
-			res, err := m.Export(ctx, r.Workspace, r.GuestPath, r.HostDest, workspace.ExportOptions{Archive: r.Archive, Force: r.Force})
+			res, err := m.Export(ctx, r.Workspace, r.GuestPath, r.HostDest, workspace.ExportOptions{Archive: r.Archive, Force: r.Force, PreserveMode: r.PreserveMode, Exclude: r.Exclude})
 			if res != nil {
 				res.Warnings = nonNil(res.Warnings)
 			}

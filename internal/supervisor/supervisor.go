@@ -7,11 +7,18 @@
 // agent's handshake, reports readiness to its starter through a pipe, and
 // then waits: when the VMM exits it records why in DIR/vm.json. The
 // starter returns as soon as the guest is ready; the VM outlives it.
+//
+// The VMM never outlives its supervisor: it is started with a parent-death
+// signal (SIGKILL), so a supervisor killed outright (kill -9, OOM) takes its
+// VMM with it instead of leaving a VM nobody can reach. DIR/vm.json records
+// both processes' identities (pid, start time, host boot id; package proc)
+// so that nothing but these very processes is ever signalled.
 package supervisor
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,6 +27,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -29,7 +37,9 @@ import (
 	"github.com/hearthvm/hearth/internal/errdefs"
 	"github.com/hearthvm/hearth/internal/guest"
 	"github.com/hearthvm/hearth/internal/guestproto"
+	"github.com/hearthvm/hearth/internal/proc"
 	"github.com/hearthvm/hearth/internal/vmm"
+	"golang.org/x/sys/unix"
 )
 
 // Config is what a supervisor boots; it is written to DIR/supervisor.json.
@@ -42,21 +52,39 @@ type Config struct {
 
 // Status is DIR/vm.json: the live state of a supervised VM.
 type Status struct {
-	State         string            `json:"state"` // "booting", "running", "exited"
-	SupervisorPID int               `json:"supervisor_pid"`
-	VMMPID        int               `json:"vmm_pid,omitempty"`
-	Backend       string            `json:"backend"`
-	Details       map[string]string `json:"details,omitempty"`
-	AgentSocket   string            `json:"agent_socket,omitempty"`
-	StartedAt     time.Time         `json:"started_at"`
-	ReadyAt       *time.Time        `json:"ready_at,omitempty"`
-	BootID        string            `json:"boot_id,omitempty"`
-	AgentVersion  string            `json:"agent_version,omitempty"`
-	ExitedAt      *time.Time        `json:"exited_at,omitempty"`
-	ExitReason    string            `json:"exit_reason,omitempty"`
+	State         string `json:"state"` // "booting", "running", "exited"
+	SupervisorPID int    `json:"supervisor_pid"`
+	VMMPID        int    `json:"vmm_pid,omitempty"`
+	// SupervisorStart and VMMStart are the processes' start times (clock
+	// ticks after boot, /proc/PID/stat field 22) and HostBootID the host's
+	// boot id: with the pids they make the identities checked before any
+	// signal (see Supervisor and VMM).
+	SupervisorStart uint64            `json:"supervisor_start_ticks,omitempty"`
+	VMMStart        uint64            `json:"vmm_start_ticks,omitempty"`
+	HostBootID      string            `json:"host_boot_id,omitempty"`
+	Backend         string            `json:"backend"`
+	Details         map[string]string `json:"details,omitempty"`
+	AgentSocket     string            `json:"agent_socket,omitempty"`
+	StartedAt       time.Time         `json:"started_at"`
+	ReadyAt         *time.Time        `json:"ready_at,omitempty"`
+	// BootID is the guest's boot id (HostBootID is the host's).
+	BootID       string     `json:"boot_id,omitempty"`
+	AgentVersion string     `json:"agent_version,omitempty"`
+	ExitedAt     *time.Time `json:"exited_at,omitempty"`
+	ExitReason   string     `json:"exit_reason,omitempty"`
 	// Clean is true when the guest shut down on request.
 	Clean bool   `json:"clean,omitempty"`
 	Error string `json:"error,omitempty"`
+}
+
+// Supervisor is the supervisor process's recorded identity.
+func (s *Status) Supervisor() proc.Identity {
+	return proc.Identity{PID: s.SupervisorPID, StartTicks: s.SupervisorStart, BootID: s.HostBootID}
+}
+
+// VMM is the VMM process's recorded identity (zero until it runs).
+func (s *Status) VMM() proc.Identity {
+	return proc.Identity{PID: s.VMMPID, StartTicks: s.VMMStart, BootID: s.HostBootID}
 }
 
 const (
@@ -82,7 +110,7 @@ func Boot(ctx context.Context, b vmm.Backend, spec vmm.Spec, timeout time.Durati
 	}
 	m, err := b.Start(ctx, spec)
 	if err != nil {
-		return nil, nil, withConsole(fmt.Errorf("start %s VM: %w", b.Name(), err), spec.ConsoleLog)
+		return nil, nil, errdefs.Mark(withConsole(fmt.Errorf("start %s VM: %w", b.Name(), err), spec.ConsoleLog), errdefs.ErrUnavailable)
 	}
 	wctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("no answer within %s", timeout))
 	defer cancel()
@@ -95,7 +123,7 @@ func Boot(ctx context.Context, b vmm.Backend, spec vmm.Spec, timeout time.Durati
 			err = fmt.Errorf("%w (VMM %s)", err, m.ExitReason())
 		default:
 		}
-		return nil, nil, withConsole(fmt.Errorf("boot %s: %w", spec.ID, err), spec.ConsoleLog)
+		return nil, nil, errdefs.Mark(withConsole(fmt.Errorf("boot %s: %w", spec.ID, err), spec.ConsoleLog), errdefs.ErrUnavailable)
 	}
 	return m, hello, nil
 }
@@ -188,6 +216,50 @@ func Launch(ctx context.Context, exe, dir string, cfg Config) (*Status, error) {
 	}
 }
 
+// errStarterGone ends a boot whose starter went away.
+var errStarterGone = errors.New("boot abandoned: the process that started the VM exited before it was ready")
+
+// watchStarter calls gone if the starter, the reader of the ready pipe,
+// goes away (its end of the pipe closes: POLLERR on ours). The returned
+// function stops watching, and returns once the watch has ended.
+func watchStarter(ready io.Writer, gone func()) func() {
+	f, ok := ready.(*os.File)
+	if !ok {
+		return func() {}
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return func() {}
+	}
+	wr, ww, err := os.Pipe()
+	if err != nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		rc.Control(func(fd uintptr) {
+			fds := []unix.PollFd{{Fd: int32(fd)}, {Fd: int32(wr.Fd()), Events: unix.POLLIN}}
+			for {
+				_, err := unix.Poll(fds, -1)
+				if errors.Is(err, unix.EINTR) {
+					continue
+				}
+				if err == nil && fds[0].Revents&(unix.POLLERR|unix.POLLHUP) != 0 {
+					gone()
+				}
+				return
+			}
+		})
+	}()
+	return func() {
+		ww.Write([]byte{0})
+		<-done
+		wr.Close()
+		ww.Close()
+	}
+}
+
 type readyMsg struct {
 	OK    bool         `json:"ok"`
 	Error string       `json:"error,omitempty"`
@@ -216,36 +288,74 @@ func Run(ctx context.Context, dir string, ready io.WriteCloser, factory BackendF
 	if err := json.Unmarshal(b, &cfg); err != nil {
 		return fail(fmt.Errorf("parse supervisor config: %w", err))
 	}
-	backend, err := factory(cfg.Backend, cfg.CacheDir, false)
+	// The VMM gets a parent-death signal (killWithParent): it dies with
+	// this process. Linux sends that signal when the *thread* that forked
+	// the VMM exits, and the Go runtime ends a thread when a goroutine
+	// locked to it exits; keeping this goroutine locked to its thread for
+	// the supervisor's whole life keeps that thread alive, and no other
+	// goroutine runs on it.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	backend, err := factory(cfg.Backend, cfg.CacheDir, true)
 	if err != nil {
 		return fail(err)
 	}
-	st := &Status{State: "booting", SupervisorPID: os.Getpid(), Backend: backend.Name(), StartedAt: time.Now().UTC()}
-	writeStatus(dir, st)
+	self, err := proc.Self()
+	if err != nil {
+		return fail(err)
+	}
+	st := &Status{State: "booting", SupervisorPID: self.PID, SupervisorStart: self.StartTicks, HostBootID: self.BootID,
+		Backend: backend.Name(), StartedAt: time.Now().UTC()}
+	if err := writeStatus(dir, st); err != nil {
+		return fail(fmt.Errorf("write %s: %w", statusFile, err))
+	}
 
 	// Signals: TERM/INT ask for a clean guest shutdown.
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 
-	bootCtx, cancel := context.WithCancel(ctx)
+	bootCtx, cancel := context.WithCancelCause(ctx)
 	go func() {
 		select {
-		case <-sigs:
-			cancel()
+		case sig := <-sigs:
+			cancel(fmt.Errorf("signal %s", sig))
 		case <-bootCtx.Done():
 		}
 	}()
+	// A starter that dies before the VM is ready (a create or start killed
+	// with -9) takes the boot with it: nobody would use that VM.
+	unwatch := watchStarter(ready, func() { cancel(errStarterGone) })
 	m, hello, err := Boot(bootCtx, backend, cfg.Spec, cfg.BootTimeout)
-	cancel()
+	unwatch()
+	gone := errors.Is(context.Cause(bootCtx), errStarterGone)
+	cancel(nil)
+	if err == nil && gone {
+		m.Kill()
+		<-m.Done()
+		err = errStarterGone
+	}
 	if err != nil {
 		now := time.Now().UTC()
 		st.State, st.ExitedAt, st.ExitReason, st.Error = "exited", &now, "boot failed", err.Error()
+		if gone {
+			st.ExitReason, st.Error = errStarterGone.Error(), ""
+		}
 		writeStatus(dir, st)
 		return fail(err)
 	}
+	// The VMM is our child and answered just now: its pid still names it
+	// (had it exited since, proc.Of fails or the boot is reported failed).
+	vid, err := proc.Of(m.PID())
+	if err != nil {
+		m.Kill()
+		now := time.Now().UTC()
+		st.State, st.ExitedAt, st.ExitReason, st.Error = "exited", &now, "boot failed", err.Error()
+		writeStatus(dir, st)
+		return fail(fmt.Errorf("record the VMM's identity: %w", err))
+	}
 	now := time.Now().UTC()
-	st.State, st.VMMPID, st.Details, st.AgentSocket = "running", m.PID(), m.Describe(), m.AgentSocket()
+	st.State, st.VMMPID, st.VMMStart, st.Details, st.AgentSocket = "running", m.PID(), vid.StartTicks, m.Describe(), m.AgentSocket()
 	st.ReadyAt, st.BootID, st.AgentVersion = &now, hello.BootID, hello.AgentVersion
 	if err := writeStatus(dir, st); err != nil {
 		m.Kill()

@@ -1,23 +1,19 @@
 package workspace
 
 import (
-	"bufio"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/hearthvm/hearth/api"
+	"github.com/hearthvm/hearth/internal/cmdlog"
 	"github.com/hearthvm/hearth/internal/errdefs"
 	"github.com/hearthvm/hearth/internal/guest"
 	"github.com/hearthvm/hearth/internal/guestproto"
@@ -37,7 +33,9 @@ type ExecOptions struct {
 	Stdin io.Reader
 	// Stdout and Stderr receive the output as it arrives (may be nil).
 	Stdout, Stderr io.Writer
-	// Capture keeps up to api.OutputLimit bytes of each stream in the result.
+	// Capture keeps up to api.OutputLimit bytes of each stream in the
+	// result. The Go SDK and every other surface always set it (the
+	// contract returns output); the field stays for compatibility.
 	Capture bool
 	// Detach starts the command and returns at once with status "running"
 	// and its command id; the workspace's supervisor keeps it running and
@@ -118,17 +116,18 @@ func fillResult(r *guestproto.ExecResult, out, errb *capture) *api.ExecResult {
 }
 
 // Exec runs a command in a running workspace. The command, its exit and
-// its full output go into the workspace's command log. A stopped workspace
-// is an error that says how to start it (no automatic start: starting a VM
-// is a visible, costly step the caller should choose).
+// its output (up to the log's cap) go into the workspace's command log. A
+// stopped workspace is an error that says how to start it (no automatic
+// start: starting a VM is a visible, costly step the caller should choose).
 func (m *Manager) Exec(ctx context.Context, ref string, o ExecOptions) (*api.ExecResult, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	rec, err := m.resolve(ref)
+	rec, release, err := m.beginCall(ctx, ref, "exec")
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	c, err := m.client(rec)
 	if err != nil {
 		return nil, err
@@ -139,16 +138,13 @@ func (m *Manager) Exec(ctx context.Context, ref string, o ExecOptions) (*api.Exe
 		}
 		return m.execDetached(ctx, rec, o)
 	}
-	log := &cmdLog{dir: m.logDir(rec.ID)}
-	entry, outF, errF, err := log.begin(&o)
+	run, err := m.commandLog(rec.ID).Begin(api.Command{Argv: o.Argv, Shell: o.Shell, Cwd: o.Cwd}, cmdlog.Self())
 	if err != nil {
-		return nil, fmt.Errorf("command log: %w", err)
+		return nil, err
 	}
-	defer outF.Close()
-	defer errF.Close()
 	var capOut, capErr *capture
-	stdout := []io.Writer{outF}
-	stderr := []io.Writer{errF}
+	stdout := []io.Writer{run.Stdout}
+	stderr := []io.Writer{run.Stderr}
 	if o.Capture {
 		capOut, capErr = &capture{limit: api.OutputLimit}, &capture{limit: api.OutputLimit}
 		stdout, stderr = append(stdout, capOut), append(stderr, capErr)
@@ -159,28 +155,27 @@ func (m *Manager) Exec(ctx context.Context, ref string, o ExecOptions) (*api.Exe
 	if o.Stderr != nil {
 		stderr = append(stderr, o.Stderr)
 	}
-	cOut, cErr := &counter{w: io.MultiWriter(stdout...)}, &counter{w: io.MultiWriter(stderr...)}
-	r, err := c.Exec(ctx, o.request(), guest.ExecIO{Stdin: o.Stdin, Stdout: cOut, Stderr: cErr})
-	entry.StdoutBytes, entry.StderrBytes = cOut.n, cErr.n
+	r, err := c.Exec(ctx, o.request(), guest.ExecIO{Stdin: o.Stdin, Stdout: io.MultiWriter(stdout...), Stderr: io.MultiWriter(stderr...)})
+	entry := run.Cmd
 	entry.DurationMS = time.Since(entry.StartedAt).Milliseconds()
 	if err != nil {
-		entry.Status = api.CommandLost
-		entry.Reason = "lost: " + err.Error()
-		log.end(entry)
+		entry.Status, entry.Reason = api.CommandLost, api.ReasonLost
+		entry.Message = "the exec stream to the guest broke: " + err.Error()
+		run.End()
 		return nil, fmt.Errorf("exec in %s: %w", rec.Name, err)
 	}
-	entry.Status, entry.Reason = api.CommandFinished, r.Reason
 	code := r.ExitCode
-	entry.ExitCode = &code
+	entry.Status, entry.Reason, entry.Signal, entry.ExitCode, entry.Message = api.CommandFinished, r.Reason, r.Signal, &code, r.Message
 	if r.DurationMS > 0 {
 		entry.DurationMS = r.DurationMS
 	}
-	if err := log.end(entry); err != nil {
-		return nil, fmt.Errorf("command log: %w", err)
+	if err := run.End(); err != nil {
+		return nil, err
 	}
 	res := fillResult(r, capOut, capErr)
 	res.CommandID, res.Status = entry.ID, api.StatusFinished
-	res.StdoutBytes, res.StderrBytes = cOut.n, cErr.n
+	// The true sizes, also of output past the log's cap.
+	res.StdoutBytes, res.StderrBytes = entry.StdoutBytes, entry.StderrBytes
 	return res, nil
 }
 
@@ -195,101 +190,9 @@ func (c *counter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// cmdLog is a workspace's command log: logs/commands.jsonl (one JSON line
-// per state change; the last line of an id wins) and logs/<id>.stdout,
-// logs/<id>.stderr with each command's full output.
-type cmdLog struct{ dir string }
-
-func (l *cmdLog) path() string { return filepath.Join(l.dir, "commands.jsonl") }
-
-func (l *cmdLog) append(c *api.Command) error {
-	unlock, err := lock(context.Background(), filepath.Join(l.dir, "lock"))
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	f, err := os.OpenFile(l.path(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	b, _ := json.Marshal(c)
-	_, err = f.Write(append(b, '\n'))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// nextID allocates a command id from a counter file under the log lock.
-func (l *cmdLog) nextID() (string, error) {
-	if err := os.MkdirAll(l.dir, 0o700); err != nil {
-		return "", err
-	}
-	unlock, err := lock(context.Background(), filepath.Join(l.dir, "lock"))
-	if err != nil {
-		return "", err
-	}
-	defer unlock()
-	p := filepath.Join(l.dir, "seq")
-	b, _ := os.ReadFile(p)
-	n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	n++
-	if err := os.WriteFile(p, []byte(strconv.Itoa(n)), 0o600); err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("cmd-%06d", n), nil
-}
-
-func (l *cmdLog) begin(o *ExecOptions) (*api.Command, *os.File, *os.File, error) {
-	id, err := l.nextID()
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	c := &api.Command{ID: id, Argv: o.Argv, Shell: o.Shell, Cwd: o.Cwd, StartedAt: time.Now().UTC(), Status: api.CommandRunning, HostPID: os.Getpid()}
-	outF, err := os.OpenFile(filepath.Join(l.dir, id+".stdout"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	errF, err := os.OpenFile(filepath.Join(l.dir, id+".stderr"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
-		outF.Close()
-		return nil, nil, nil, err
-	}
-	if err := l.append(c); err != nil {
-		outF.Close()
-		errF.Close()
-		return nil, nil, nil, err
-	}
-	return c, outF, errF, nil
-}
-
-func (l *cmdLog) end(c *api.Command) error { return l.append(c) }
-
-// list returns the commands, oldest first, the last record of each id.
-func (l *cmdLog) list() ([]api.Command, error) {
-	f, err := os.Open(l.path())
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return []api.Command{}, nil
-		}
-		return nil, err
-	}
-	defer f.Close()
-	byID := map[string]api.Command{}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	for sc.Scan() {
-		var c api.Command
-		if json.Unmarshal(sc.Bytes(), &c) == nil && c.ID != "" {
-			byID[c.ID] = c
-		}
-	}
-	out := make([]api.Command, 0, len(byID))
-	for _, c := range byID {
-		out = append(out, c)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out, sc.Err()
+// commandLog returns a workspace's command log (see package cmdlog).
+func (m *Manager) commandLog(id string) *cmdlog.Store {
+	return cmdlog.Open(m.logDir(id), cmdlog.Options{OutputCap: m.outputCap, Quota: m.logQuota, Alive: m.alive})
 }
 
 // LogsOptions select command log entries.
@@ -299,35 +202,94 @@ type LogsOptions struct {
 }
 
 // Logs returns a workspace's command log. Commands that were running when
-// their VM went away are reported as lost.
+// their VM or the host process running them went away are reported lost.
 func (m *Manager) Logs(ctx context.Context, ref string, o LogsOptions) ([]api.Command, error) {
 	rec, err := m.resolve(ref)
 	if err != nil {
 		return nil, err
 	}
-	cmds, err := (&cmdLog{dir: m.logDir(rec.ID)}).list()
+	if o.Tail < 0 {
+		return nil, fmt.Errorf("tail %d: want 0 (all) or more: %w", o.Tail, errdefs.ErrInvalidArgument)
+	}
+	cmds, err := m.commandLog(rec.ID).List(o.Tail)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("command log of %s: %w", rec.Name, err)
 	}
-	vmUp := m.vmState(rec.ID).state == api.StateRunning
+	vm := m.vmCheck(rec.ID)
 	for i := range cmds {
-		c := &cmds[i]
-		if c.Status != api.CommandRunning {
-			continue
-		}
-		// The VM stopped under it, or the host process that ran it in the
-		// foreground died (its guest process was killed with the stream).
-		if !vmUp || (!c.Detached && c.HostPID > 0 && !pidAlive(c.HostPID, "")) {
-			c.Status = api.CommandLost
-		}
-	}
-	if o.Tail > 0 && len(cmds) > o.Tail {
-		cmds = cmds[len(cmds)-o.Tail:]
+		vm.settle(&cmds[i])
 	}
 	return cmds, nil
 }
 
-// CommandOutput opens one command's full stdout or stderr ("stdout",
+// vmCheck reports running commands lost when their VM is not running, or
+// (for entries of older versions, which lack the supervisor's pid) when
+// they began before the VM's current supervisor started. The command log
+// itself records them lost when their runner died; this covers the rest
+// (e.g. a VM that stopped under a foreground command whose caller still
+// hangs on). It is a report, not recorded.
+type vmCheck struct {
+	m     *Manager
+	id    string
+	known bool
+	vm    vmState
+}
+
+func (m *Manager) vmCheck(id string) *vmCheck { return &vmCheck{m: m, id: id} }
+
+func (v *vmCheck) settle(c *api.Command) {
+	if c.Status != api.CommandRunning {
+		return
+	}
+	if !v.known {
+		v.vm, v.known = v.m.vmState(v.id), true
+	}
+	switch {
+	case v.vm.state != api.StateRunning:
+		c.Message = "the workspace's VM is not running"
+	case c.Detached && c.HostPID == 0 && c.StartedAt.Before(v.vm.status.StartedAt):
+		c.Message = "it began under an earlier supervisor of this workspace, which is gone"
+	default:
+		return
+	}
+	c.Status, c.Reason = api.CommandLost, api.ReasonLost
+}
+
+// PruneLogsOptions select what PruneLogs removes.
+type PruneLogsOptions = cmdlog.PruneOptions
+
+// PruneLogsResult says what PruneLogs removed.
+type PruneLogsResult = cmdlog.PruneResult
+
+// PruneLogs removes the kept output of a workspace's finished commands,
+// oldest first, as selected by o; their entries stay, marked pruned.
+// Running commands are never pruned.
+func (m *Manager) PruneLogs(ctx context.Context, ref string, o PruneLogsOptions) (*PruneLogsResult, error) {
+	rec, err := m.resolve(ref)
+	if err != nil {
+		return nil, err
+	}
+	res, err := m.commandLog(rec.ID).Prune(o)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", rec.Name, err)
+	}
+	return res, nil
+}
+
+// command returns one logged command, reconciled with its VM's state.
+func (m *Manager) command(rec *record, id string) (*api.Command, error) {
+	c, err := m.commandLog(rec.ID).Get(id)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil, fmt.Errorf("no command %q in the log of %s (workspace_logs lists them): %w", id, rec.Name, errdefs.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("command log of %s: %w", rec.Name, err)
+	}
+	m.vmCheck(rec.ID).settle(c)
+	return c, nil
+}
+
+// CommandOutput opens one command's kept stdout or stderr ("stdout",
 // "stderr") from the command log.
 func (m *Manager) CommandOutput(ctx context.Context, ref, cmdID, stream string) (io.ReadCloser, *api.Command, error) {
 	rec, err := m.resolve(ref)
@@ -337,18 +299,25 @@ func (m *Manager) CommandOutput(ctx context.Context, ref, cmdID, stream string) 
 	if stream != "stdout" && stream != "stderr" {
 		return nil, nil, fmt.Errorf("stream %q: want stdout or stderr: %w", stream, errdefs.ErrInvalidArgument)
 	}
-	cmds, err := m.Logs(ctx, ref, LogsOptions{})
+	c, err := m.command(rec, cmdID)
 	if err != nil {
 		return nil, nil, err
 	}
-	for i := range cmds {
-		if cmds[i].ID == cmdID {
-			f, err := os.Open(filepath.Join(m.logDir(rec.ID), cmdID+"."+stream))
-			if err != nil {
-				return nil, nil, fmt.Errorf("output of %s: %w", cmdID, err)
-			}
-			return f, &cmds[i], nil
-		}
+	f, err := m.openOutput(rec, c, stream)
+	if err != nil {
+		return nil, nil, err
 	}
-	return nil, nil, fmt.Errorf("no command %q in the log of %s: see `hearth workspace logs %s`: %w", cmdID, rec.Name, rec.Name, errdefs.ErrNotFound)
+	return f, c, nil
+}
+
+// openOutput opens a command's kept stream.
+func (m *Manager) openOutput(rec *record, c *api.Command, stream string) (*os.File, error) {
+	if c.Pruned {
+		return nil, fmt.Errorf("the output of %s was pruned from the log of %s (its entry is kept): %w", c.ID, rec.Name, errdefs.ErrNotFound)
+	}
+	f, err := os.Open(m.commandLog(rec.ID).OutputPath(c.ID, stream))
+	if err != nil {
+		return nil, fmt.Errorf("output of %s: %w", c.ID, err)
+	}
+	return f, nil
 }

@@ -1,6 +1,7 @@
 package workspace
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,7 +11,6 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"sync"
 
 	"github.com/hearthvm/hearth/api"
 	"github.com/hearthvm/hearth/internal/archive"
@@ -18,6 +18,7 @@ import (
 	"github.com/hearthvm/hearth/internal/fsdiff"
 	"github.com/hearthvm/hearth/internal/guest"
 	"github.com/hearthvm/hearth/internal/guestproto"
+	"github.com/hearthvm/hearth/internal/ignore"
 )
 
 // WorkspaceRoot is the guest directory every workspace revolves around.
@@ -29,12 +30,12 @@ const WorkspaceRoot = "/workspace"
 func checkSeed(ctx context.Context, src string) error {
 	if _, err := os.Stat(src); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("--seed %s does not exist: give a directory or a .tar, .tar.gz, .tgz or .zip file: %w", src, errdefs.ErrNotFound)
+			return fmt.Errorf("seed %s does not exist: give a directory or a .tar, .tar.gz, .tgz or .zip file: %w", src, errdefs.ErrNotFound)
 		}
-		return fmt.Errorf("--seed %s: %w: %w", src, err, errdefs.ErrInvalidArgument)
+		return fmt.Errorf("seed %s: %w: %w", src, err, errdefs.ErrInvalidArgument)
 	}
 	if _, err := archive.CheckSeed(ctx, src); err != nil {
-		return fmt.Errorf("--seed %s: %w", src, err)
+		return fmt.Errorf("seed %s: %w", src, err)
 	}
 	return nil
 }
@@ -62,7 +63,9 @@ func (m *Manager) baselineDir(id string) string { return filepath.Join(m.dir(id)
 
 // recordBaseline stores the immutable create-time baseline of /workspace on
 // the host: its manifest (with hashes) and a tar of its content, from which
-// diffs read the old side. Nothing writes these files again.
+// diffs read the old side. Nothing writes these files again. The manifest
+// is written and read entry by entry, so a large tree costs its entries
+// and not also a copy of their JSON.
 func (m *Manager) recordBaseline(ctx context.Context, rec *record) error {
 	c, err := m.client(rec)
 	if err != nil {
@@ -72,8 +75,8 @@ func (m *Manager) recordBaseline(ctx context.Context, rec *record) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	man, err := c.Manifest(ctx, WorkspaceRoot, true, nil)
-	if err != nil {
+	// The manifest's entries are let go before the tar is indexed.
+	if err := recordManifest(ctx, c, filepath.Join(dir, "manifest.json")); err != nil {
 		return err
 	}
 	tf, err := os.OpenFile(filepath.Join(dir, "tree.tar"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o400)
@@ -87,26 +90,130 @@ func (m *Manager) recordBaseline(ctx context.Context, rec *record) error {
 	if err != nil {
 		return err
 	}
-	if err := m.writeBaselineIndex(rec.ID); err != nil {
-		return err
-	}
-	b, err := json.Marshal(man)
+	return m.writeBaselineIndex(rec.ID)
+}
+
+func recordManifest(ctx context.Context, c *guest.Client, p string) error {
+	man, err := c.Manifest(ctx, WorkspaceRoot, true, nil)
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, "manifest.json"), b, 0o400)
+	return writeManifest(p, man)
+}
+
+// writeManifest writes man as JSON, one entry at a time.
+func writeManifest(p string, man *guestproto.Manifest) error {
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o400)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 256<<10)
+	enc := func(v any) {
+		b, e := json.Marshal(v)
+		if err == nil {
+			err = e
+		}
+		w.Write(b)
+	}
+	w.WriteString(`{"root":`)
+	enc(man.Root)
+	w.WriteString(`,"entries":[`)
+	for i := range man.Entries {
+		if i > 0 {
+			w.WriteByte(',')
+		}
+		enc(&man.Entries[i])
+	}
+	w.WriteString("]")
+	if len(man.Warnings) > 0 {
+		w.WriteString(`,"warnings":`)
+		enc(man.Warnings)
+	}
+	w.WriteString("}\n")
+	if err == nil {
+		err = w.Flush()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(p)
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	return nil
 }
 
 func (m *Manager) readBaseline(id string) (*guestproto.Manifest, error) {
-	b, err := os.ReadFile(filepath.Join(m.baselineDir(id), "manifest.json"))
+	man, err := readManifestFile(filepath.Join(m.baselineDir(id), "manifest.json"))
 	if err != nil {
 		return nil, fmt.Errorf("baseline of %s: %w", id, err)
 	}
-	var man guestproto.Manifest
-	if err := json.Unmarshal(b, &man); err != nil {
-		return nil, fmt.Errorf("baseline of %s is corrupt: %w", id, err)
+	return man, nil
+}
+
+func readManifestFile(p string) (*guestproto.Manifest, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
 	}
-	return &man, nil
+	defer f.Close()
+	man, err := readManifest(bufio.NewReaderSize(f, 256<<10))
+	if err != nil {
+		return nil, fmt.Errorf("%s is corrupt: %w", p, err)
+	}
+	return man, nil
+}
+
+// readManifest decodes a manifest's JSON one entry at a time.
+func readManifest(r io.Reader) (*guestproto.Manifest, error) {
+	dec := json.NewDecoder(r)
+	man := &guestproto.Manifest{}
+	expect := func(want json.Delim) error {
+		t, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		if d, ok := t.(json.Delim); !ok || d != want {
+			return fmt.Errorf("want %v, found %v", want, t)
+		}
+		return nil
+	}
+	if err := expect('{'); err != nil {
+		return nil, err
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		switch t {
+		case "entries":
+			if err := expect('['); err != nil {
+				return nil, err
+			}
+			for dec.More() {
+				var e guestproto.ManifestEntry
+				if err := dec.Decode(&e); err != nil {
+					return nil, err
+				}
+				man.Entries = append(man.Entries, e)
+			}
+			if err := expect(']'); err != nil {
+				return nil, err
+			}
+		case "root":
+			err = dec.Decode(&man.Root)
+		case "warnings":
+			err = dec.Decode(&man.Warnings)
+		default:
+			var skip json.RawMessage
+			err = dec.Decode(&skip)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return man, expect('}')
 }
 
 // guestPath turns a user's path into a clean absolute path inside
@@ -131,8 +238,20 @@ type DiffOptions struct {
 	// Paths limit the diff to these files or directories (relative to
 	// /workspace, or absolute under it).
 	Paths []string
-	// NoPatch leaves patches out (for --stat and cheap summaries).
+	// NoPatch leaves patch text out. Changed files are still read (within
+	// MaxPatchBytes) for line counts and binary detection, as for --stat.
 	NoPatch bool
+	// Exclude leaves out paths matching these gitignore patterns, taken
+	// relative to /workspace ("__pycache__/", "*.log", "/build").
+	Exclude []string
+	// MaxPatchBytes bounds one file (0: fsdiff.DefaultMaxPatchBytes, 1 MiB):
+	// a file larger than this is not read (patch_omitted "too large"), and
+	// a longer patch is left out (patch_omitted "patch too large").
+	MaxPatchBytes int64
+	// MaxTotalPatchBytes bounds the patch text of the whole result (0:
+	// fsdiff.DefaultMaxTotalPatchBytes, 16 MiB); later files keep their line
+	// counts (patch_omitted "diff too large").
+	MaxTotalPatchBytes int64
 }
 
 // DiffResult is a structured diff of /workspace against the baseline.
@@ -141,9 +260,20 @@ type DiffResult = fsdiff.Result
 // Diff compares the live /workspace with the create-time baseline. It reads
 // the guest but changes nothing: no command log entry, no shell touched.
 // Its cost follows what changed: the guest lists metadata, and only files
-// whose metadata changed are hashed or read.
+// whose metadata changed are hashed or read. Its memory does not grow with
+// the size of the change: files are read a few at a time, as the patches
+// are made, within MaxPatchBytes each, and the result holds at most
+// MaxTotalPatchBytes of patches.
 func (m *Manager) Diff(ctx context.Context, ref string, o DiffOptions) (*DiffResult, error) {
-	rec, err := m.resolve(ref)
+	rec, release, err := m.beginCall(ctx, ref, "diff")
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	if o.MaxPatchBytes < 0 || o.MaxTotalPatchBytes < 0 {
+		return nil, fmt.Errorf("max_patch_bytes and max_total_patch_bytes must not be negative (0 means the default): %w", errdefs.ErrInvalidArgument)
+	}
+	excl, err := ignore.Compile(o.Exclude)
 	if err != nil {
 		return nil, err
 	}
@@ -163,17 +293,21 @@ func (m *Manager) Diff(ctx context.Context, ref string, o DiffOptions) (*DiffRes
 	if err != nil {
 		return nil, err
 	}
-	live, err := c.Manifest(ctx, WorkspaceRoot, false, nil)
+	// The guest leaves excluded paths out too (and does not enter excluded
+	// directories), so a big cache costs nothing to list.
+	live, err := c.ManifestExcluding(ctx, WorkspaceRoot, false, nil, o.Exclude)
 	if err != nil {
 		return nil, fmt.Errorf("list /workspace: %w", err)
 	}
 	if err := fsdiff.Validate(live.Entries); err != nil {
 		return nil, fmt.Errorf("the guest sent a bad listing: %w", err)
 	}
+	base.Entries = excludeEntries(base.Entries, excl)
+	live.Entries = excludeEntries(live.Entries, excl)
 	_, needHash := fsdiff.Changed(base.Entries, live.Entries)
 	needHash = filterPaths(needHash, filters)
 	if len(needHash) > 0 {
-		hashed, err := c.Manifest(ctx, WorkspaceRoot, false, needHash)
+		hashed, err := c.ManifestExcluding(ctx, WorkspaceRoot, false, needHash, o.Exclude)
 		if err != nil {
 			return nil, fmt.Errorf("hash changed files: %w", err)
 		}
@@ -181,6 +315,7 @@ func (m *Manager) Diff(ctx context.Context, ref string, o DiffOptions) (*DiffRes
 			return nil, fmt.Errorf("the guest sent a bad listing: %w", err)
 		}
 		live = hashed
+		live.Entries = excludeEntries(live.Entries, excl)
 	}
 	changes := fsdiff.Compare(base.Entries, live.Entries)
 	if len(filters) > 0 {
@@ -192,66 +327,36 @@ func (m *Manager) Diff(ctx context.Context, ref string, o DiffOptions) (*DiffRes
 		}
 		changes = kept
 	}
-	var load fsdiff.Loader
-	if !o.NoPatch {
-		idx, err := m.openBaseline(rec.ID)
-		if err != nil {
-			return nil, fmt.Errorf("baseline of %s: %w", rec.ID, err)
-		}
-		defer idx.Close()
-		fetched := prefetch(ctx, c, changes)
-		load = func(ctx context.Context, side fsdiff.Side, p string) ([]byte, error) {
-			if side == fsdiff.Old {
-				return idx.ReadFile(p, fsdiff.DefaultMaxFileBytes)
-			}
-			if b, ok := fetched[p]; ok {
-				return b, nil
-			}
-			var b limitedBuffer
-			b.limit = fsdiff.DefaultMaxFileBytes
-			if err := c.ReadFile(ctx, WorkspaceRoot+"/"+p, 0, fsdiff.DefaultMaxFileBytes+1, &b); err != nil {
-				return nil, err
-			}
-			return b.buf, nil
-		}
+	idx, err := m.openBaseline(rec.ID)
+	if err != nil {
+		return nil, fmt.Errorf("baseline of %s: %w", rec.ID, err)
 	}
-	return fsdiff.Build(ctx, changes, load, fsdiff.Options{})
+	defer idx.Close()
+	load := func(ctx context.Context, side fsdiff.Side, p string, limit int64) ([]byte, error) {
+		if side == fsdiff.Old {
+			return idx.ReadFile(p, limit)
+		}
+		b := limitedBuffer{limit: int(limit)}
+		if err := c.ReadFile(ctx, WorkspaceRoot+"/"+p, 0, limit+1, &b); err != nil {
+			return nil, err
+		}
+		return b.buf, nil
+	}
+	return fsdiff.Build(ctx, changes, load, fsdiff.Options{NoPatch: o.NoPatch, MaxPatchBytes: o.MaxPatchBytes, MaxTotalPatchBytes: o.MaxTotalPatchBytes})
 }
 
-// prefetch reads the live content of the changed files a patch needs, a
-// few at a time: each read is a round trip to the guest, and a diff of
-// many files would otherwise pay them one after another.
-func prefetch(ctx context.Context, c *guest.Client, changes []fsdiff.Change) map[string][]byte {
-	var paths []string
-	for _, ch := range changes {
-		if ch.New != nil && ch.New.Type == "file" && ch.New.Size <= fsdiff.DefaultMaxFileBytes && ch.Status != fsdiff.Status("deleted") {
-			paths = append(paths, ch.Path)
+// excludeEntries drops the manifest entries excl matches, in place.
+func excludeEntries(entries []guestproto.ManifestEntry, excl *ignore.Matcher) []guestproto.ManifestEntry {
+	if excl == nil {
+		return entries
+	}
+	kept := entries[:0]
+	for _, e := range entries {
+		if !excl.Excluded(e.Path, e.Type == "dir") {
+			kept = append(kept, e)
 		}
 	}
-	out := make(map[string][]byte, len(paths))
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	work := make(chan string)
-	for range min(4, len(paths)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for p := range work {
-				b := limitedBuffer{limit: fsdiff.DefaultMaxFileBytes}
-				if err := c.ReadFile(ctx, WorkspaceRoot+"/"+p, 0, fsdiff.DefaultMaxFileBytes+1, &b); err == nil {
-					mu.Lock()
-					out[p] = b.buf
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	for _, p := range paths {
-		work <- p
-	}
-	close(work)
-	wg.Wait()
-	return out
+	return kept
 }
 
 type limitedBuffer struct {
@@ -296,6 +401,12 @@ type ExportOptions struct {
 	Archive bool
 	// Force replaces a non-empty destination (atomically).
 	Force bool
+	// PreserveMode keeps setuid, setgid, sticky and world-write bits, which
+	// an export drops by default.
+	PreserveMode bool
+	// Exclude leaves out paths matching these gitignore patterns, taken
+	// relative to the exported directory.
+	Exclude []string
 }
 
 // ExportResult says what an export wrote.
@@ -305,12 +416,14 @@ type ExportResult = api.ExportResult
 // directory (or an archive). The guest's tar stream is validated on the
 // host; the destination appears whole or not at all; symlinks stay
 // symlinks and are never written through; device nodes are skipped with a
-// warning. It touches no command log and no shell.
+// warning; setuid, setgid, sticky and world-write bits are dropped unless
+// PreserveMode. It touches no command log and no shell.
 func (m *Manager) Export(ctx context.Context, ref, guestSrc, hostDest string, o ExportOptions) (*ExportResult, error) {
-	rec, err := m.resolve(ref)
+	rec, release, err := m.beginCall(ctx, ref, "export")
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	gp, err := guestPath(guestSrc)
 	if err != nil {
 		return nil, err
@@ -322,24 +435,29 @@ func (m *Manager) Export(ctx context.Context, ref, guestSrc, hostDest string, o 
 	if err != nil {
 		return nil, err
 	}
+	excl, err := ignore.Compile(o.Exclude)
+	if err != nil {
+		return nil, err
+	}
 	c, err := m.client(rec)
 	if err != nil {
 		return nil, err
 	}
+	xo := archive.ExtractOptions{Force: o.Force, PreserveMode: o.PreserveMode, Exclude: excl}
 	pr, pw := io.Pipe()
 	var outRes *guestproto.FilesResult
 	outErr := make(chan error, 1)
 	go func() {
-		r, err := c.TarOut(ctx, gp, pw)
+		r, err := c.TarOutExcluding(ctx, gp, o.Exclude, pw)
 		outRes = r
 		pw.CloseWithError(err)
 		outErr <- err
 	}()
 	var res *archive.ExtractResult
 	if o.Archive {
-		res, err = archive.WriteArchive(ctx, pr, dest, archive.ExtractOptions{Force: o.Force})
+		res, err = archive.WriteArchive(ctx, pr, dest, xo)
 	} else {
-		res, err = archive.Extract(ctx, pr, dest, archive.ExtractOptions{Force: o.Force})
+		res, err = archive.Extract(ctx, pr, dest, xo)
 	}
 	pr.CloseWithError(errors.New("export ended"))
 	gerr := <-outErr

@@ -19,6 +19,7 @@ import (
 	"github.com/hearthvm/hearth/internal/home"
 	"github.com/hearthvm/hearth/internal/image"
 	"github.com/hearthvm/hearth/internal/initrd"
+	"github.com/hearthvm/hearth/internal/proc"
 	"github.com/hearthvm/hearth/internal/supervisor"
 	"github.com/hearthvm/hearth/internal/vmm"
 	"golang.org/x/sys/unix"
@@ -54,13 +55,13 @@ type CreateOptions struct {
 // ValidateMachine checks cpus and memory.
 func ValidateMachine(cpus, memMiB int) error {
 	if cpus < 1 || cpus > 32 {
-		return fmt.Errorf("--cpus %d: want 1 to 32: %w", cpus, errdefs.ErrInvalidArgument)
+		return errdefs.Arg("cpus", "%d: want 1 to 32", cpus)
 	}
 	if memMiB < vmm.MinMemoryMiB {
-		return fmt.Errorf("--memory %d MiB is too small: the guest needs at least %d MiB: %w", memMiB, vmm.MinMemoryMiB, errdefs.ErrInvalidArgument)
+		return errdefs.Arg("memory_mib", "%d MiB is too small: the guest needs at least %d MiB", memMiB, vmm.MinMemoryMiB)
 	}
 	if memMiB > MaxMemoryMiB {
-		return fmt.Errorf("--memory %d MiB is more than %d MiB: %w", memMiB, MaxMemoryMiB, errdefs.ErrInvalidArgument)
+		return errdefs.Arg("memory_mib", "%d MiB is more than %d MiB", memMiB, MaxMemoryMiB)
 	}
 	return nil
 }
@@ -74,7 +75,8 @@ type vmState struct {
 }
 
 // pidAlive reports whether pid is a live (non-zombie) process whose command
-// line contains want (guards against pid reuse after a host reboot).
+// line contains want. It is the weak check of records that carry no
+// process identity (see recordedAlive).
 func pidAlive(pid int, want string) bool {
 	if pid <= 0 {
 		return false
@@ -93,14 +95,75 @@ func pidAlive(pid int, want string) bool {
 	return err == nil && strings.Contains(string(cl), want)
 }
 
+// recordedAlive reports whether a recorded process is alive as recorded
+// (same pid, start time and host boot). State files written before
+// identities were recorded carry only a pid: then the process must at
+// least be live and have want (a path of the workspace) in its command
+// line.
+func recordedAlive(id proc.Identity, want string) bool {
+	if id.Recorded() {
+		return id.Alive()
+	}
+	return want != "" && pidAlive(id.PID, want)
+}
+
+// killRecorded sends SIGKILL to a recorded process only if it is still
+// that process (see recordedAlive); it reports whether it sent one.
+func killRecorded(id proc.Identity, want string) bool {
+	if id.Recorded() {
+		sent, _ := proc.Kill(id, syscall.SIGKILL)
+		return sent
+	}
+	if want != "" && pidAlive(id.PID, want) {
+		return syscall.Kill(id.PID, syscall.SIGKILL) == nil
+	}
+	return false
+}
+
+// waitRecorded waits until a recorded process exits (at once if it is not
+// alive as recorded) or ctx ends.
+func waitRecorded(ctx context.Context, id proc.Identity, want string) error {
+	if id.Recorded() {
+		return proc.WaitExit(ctx, id)
+	}
+	if want == "" || !pidAlive(id.PID, want) {
+		return nil
+	}
+	return waitPidExit(ctx, id.PID)
+}
+
+// hostRebooted reports whether st was written during an earlier boot of
+// the host: its pids mean nothing now.
+func hostRebooted(st *supervisor.Status) bool {
+	if st.HostBootID == "" {
+		return false
+	}
+	boot, err := proc.BootID()
+	return err == nil && boot != st.HostBootID
+}
+
+// Reasons reconcile gives in last_exit.
+const (
+	exitHostRebooted   = "host rebooted while the VM was running"
+	exitSupervisorDied = "supervisor died; VMM killed"
+)
+
+// vmState reconciles DIR/run/vm.json with the processes it names. It
+// signals nothing.
 func (m *Manager) vmState(id string) vmState {
 	run := m.runDir(id)
 	st, err := supervisor.ReadStatus(run)
 	if err != nil {
 		return vmState{state: api.StateStopped}
 	}
-	supAlive := pidAlive(st.SupervisorPID, run)
-	vmmAlive := pidAlive(st.VMMPID, "")
+	if hostRebooted(st) {
+		if st.State == "exited" && st.ExitReason != "" {
+			return vmState{state: api.StateStopped, lastExit: st.ExitReason}
+		}
+		return vmState{state: api.StateStopped, lastExit: exitHostRebooted}
+	}
+	supAlive := recordedAlive(st.Supervisor(), run)
+	vmmAlive := st.VMMPID > 0 && recordedAlive(st.VMM(), m.dir(id))
 	switch {
 	case st.State == "running" && supAlive && vmmAlive:
 		return vmState{state: api.StateRunning, status: st}
@@ -112,10 +175,16 @@ func (m *Manager) vmState(id string) vmState {
 		}
 		return vmState{state: api.StateStopped, lastExit: st.ExitReason, status: st}
 	case vmmAlive && !supAlive:
+		// Only a VMM started before VMMs died with their supervisor.
 		return vmState{state: api.StateError, status: st, lastExit: "supervisor died",
-			err: fmt.Sprintf("the VM's supervisor (pid %d) died while the VMM (pid %d) runs: `hearth workspace stop %s` cleans up", st.SupervisorPID, st.VMMPID, id)}
+			err: fmt.Sprintf("the VM's supervisor (pid %d) died while the VMM (pid %d) runs: stopping the workspace cleans up", st.SupervisorPID, st.VMMPID)}
+	case !supAlive:
+		// The supervisor went without recording an exit (kill -9, OOM):
+		// its VMM died with it (parent-death signal).
+		return vmState{state: api.StateStopped, status: st,
+			lastExit: fmt.Sprintf("%s (supervisor pid %d went without recording an exit: killed, or out of memory)", exitSupervisorDied, st.SupervisorPID)}
 	default:
-		return vmState{state: api.StateStopped, status: st, lastExit: "VMM gone without a recorded exit (killed, or the host rebooted)"}
+		return vmState{state: api.StateStopped, status: st, lastExit: "VMM gone without a recorded exit (killed)"}
 	}
 }
 
@@ -164,7 +233,7 @@ func (m *Manager) Create(ctx context.Context, opts CreateOptions) (_ *api.Worksp
 		return nil, err
 	}
 	if opts.DiskSize < 64<<20 {
-		return nil, fmt.Errorf("--disk-size %d bytes is too small: use at least 64M: %w", opts.DiskSize, errdefs.ErrInvalidArgument)
+		return nil, errdefs.Arg("disk_size", "%d bytes is too small: use at least 64M", opts.DiskSize)
 	}
 	if opts.Name != "" {
 		if err := ValidateName(opts.Name); err != nil {
@@ -187,7 +256,10 @@ func (m *Manager) Create(ctx context.Context, opts CreateOptions) (_ *api.Worksp
 	if err := os.MkdirAll(m.wsRoot(), 0o700); err != nil {
 		return nil, err
 	}
-	// The global lock makes the name check and the directory creation atomic.
+	// The global lock makes the name check and the directory creation
+	// atomic. The workspace's own lifecycle lock is taken before its first
+	// record is written and held until it is ready, so a start, stop or
+	// delete of the new name waits for the create (or fails naming it).
 	unlock, err := lock(ctx, filepath.Join(m.wsRoot(), ".lock"))
 	if err != nil {
 		return nil, err
@@ -202,10 +274,23 @@ func (m *Manager) Create(ctx context.Context, opts CreateOptions) (_ *api.Worksp
 			return nil, err
 		}
 		for _, r := range rs {
-			if r.Name == opts.Name {
-				unlock()
-				return nil, fmt.Errorf("a workspace named %q already exists (%s): pick another name or delete it: %w", opts.Name, r.ID, errdefs.ErrAlreadyExists)
+			if r.Name != opts.Name {
+				continue
 			}
+			// A create that was interrupted (its process killed) left a
+			// workspace that never became ready: the same name replaces it.
+			if !r.Ready {
+				gone, err := m.reclaimAbandoned(r)
+				if err != nil {
+					unlock()
+					return nil, err
+				}
+				if gone {
+					continue
+				}
+			}
+			unlock()
+			return nil, fmt.Errorf("a workspace named %q already exists (%s): pick another name or delete it: %w", opts.Name, r.ID, errdefs.ErrAlreadyExists)
 		}
 	}
 	dir := m.dir(id)
@@ -216,10 +301,17 @@ func (m *Manager) Create(ctx context.Context, opts CreateOptions) (_ *api.Worksp
 	os.MkdirAll(m.logDir(id), 0o700)
 	rec := &record{ID: id, Name: opts.Name, Image: img.Name, Backend: backend.Name(), CreatedAt: time.Now().UTC(),
 		CPUs: opts.CPUs, MemoryMiB: opts.MemoryMiB, DiskSizeBytes: opts.DiskSize, Seed: opts.Seed, KernelVersion: img.KernelVersion}
+	held, err := m.lockNew(rec, "create")
+	if err != nil {
+		unlock()
+		os.RemoveAll(dir)
+		return nil, err
+	}
 	err = m.writeRecord(rec)
 	unlock()
 	if err != nil {
 		os.RemoveAll(dir)
+		held.release()
 		return nil, err
 	}
 	defer func() {
@@ -227,6 +319,7 @@ func (m *Manager) Create(ctx context.Context, opts CreateOptions) (_ *api.Worksp
 			m.forceStop(id)
 			os.RemoveAll(dir)
 		}
+		held.release()
 	}()
 	if err := m.createPorts(id, opts.Publish, opts.PublishOptions); err != nil {
 		return nil, err
@@ -352,50 +445,66 @@ func (m *Manager) start(ctx context.Context, rec *record, backendName string) (*
 	return st, nil
 }
 
-// resolveLocked finds a workspace and takes its lifecycle lock.
-func (m *Manager) resolveLocked(ctx context.Context, ref string) (*record, func(), error) {
-	rec, err := m.resolve(ref)
-	if err != nil {
-		return nil, nil, err
-	}
-	unlock, err := m.lockWorkspace(ctx, rec.ID)
-	if err != nil {
-		return nil, nil, err
-	}
-	return rec, unlock, nil
-}
-
-// Start boots a stopped workspace; starting a running one is a no-op.
+// Start boots a stopped workspace; starting a running one is a no-op. It
+// waits for a lifecycle operation in progress (a create of the same
+// workspace, say) rather than touching its VM.
 func (m *Manager) Start(ctx context.Context, ref string) (*api.Workspace, error) {
-	rec, unlock, err := m.resolveLocked(ctx, ref)
+	l, err := m.beginLifecycle(ctx, ref, "start")
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
+	defer l.release()
+	rec := l.rec
+	if !rec.Ready {
+		return nil, fmt.Errorf("workspace %s: its create did not finish, so it has no baseline: delete it (with force) and create it again: %w", rec.Name, errdefs.ErrFailedPrecondition)
+	}
 	vs := m.vmState(rec.ID)
 	if vs.state == api.StateRunning {
 		return m.info(rec), nil
 	}
-	m.forceStop(rec.ID) // clear any half-dead remains (orphan VMM, stale sockets)
+	if err := l.drain(ctx, nil); err != nil {
+		return nil, err
+	}
+	m.forceStop(rec.ID) // clear any half-dead remains (a VMM of an old supervisor, stale sockets)
 	if _, err := m.start(ctx, rec, rec.Backend); err != nil {
 		return nil, err
 	}
 	return m.info(rec), nil
 }
 
+// StopOptions configure Stop.
+type StopOptions struct {
+	// Force stops the VM even while calls (exec, export, ...) are in
+	// flight; they fail. Without it a stop waits for them at most
+	// Options.BusyWait and then refuses, naming them.
+	Force bool
+}
+
 // Stop shuts the guest down cleanly and waits for the VMM to exit; it kills
 // the VM if the guest does not power off in time. Stopping a stopped
 // workspace is a no-op.
 func (m *Manager) Stop(ctx context.Context, ref string) (*api.Workspace, error) {
-	rec, unlock, err := m.resolveLocked(ctx, ref)
+	return m.StopWith(ctx, ref, StopOptions{})
+}
+
+// StopWith is Stop with options.
+func (m *Manager) StopWith(ctx context.Context, ref string, o StopOptions) (*api.Workspace, error) {
+	l, err := m.beginLifecycle(ctx, ref, "stop")
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
-	if err := m.stop(ctx, rec.ID); err != nil {
+	defer l.release()
+	var preempt func()
+	if o.Force {
+		preempt = func() { m.stop(ctx, l.rec.ID) }
+	}
+	if err := l.drain(ctx, preempt); err != nil {
 		return nil, err
 	}
-	return m.info(rec), nil
+	if err := m.stop(ctx, l.rec.ID); err != nil {
+		return nil, err
+	}
+	return m.info(l.rec), nil
 }
 
 func (m *Manager) stop(ctx context.Context, id string) error {
@@ -414,26 +523,30 @@ func (m *Manager) stop(ctx context.Context, id string) error {
 		m.forceStop(id)
 		return nil
 	}
-	if err := waitPidExit(sctx, vs.status.SupervisorPID); err != nil {
+	if err := waitRecorded(sctx, vs.status.Supervisor(), run); err != nil {
 		m.forceStop(id)
 	}
 	return nil
 }
 
-// forceStop kills whatever is left of a workspace's VM and supervisor.
+// forceStop kills whatever is left of a workspace's VM and supervisor. It
+// signals only the processes DIR/run/vm.json records, and only while they
+// are still those processes: a pid that now names another process, or a
+// record from before a host reboot, is left alone.
 func (m *Manager) forceStop(id string) {
 	run := m.runDir(id)
 	st, err := supervisor.ReadStatus(run)
-	if err != nil {
+	if err != nil || hostRebooted(st) {
 		return
 	}
-	if pidAlive(st.VMMPID, "") && (st.State == "running" || st.State == "booting") {
-		syscall.Kill(st.VMMPID, syscall.SIGKILL)
+	if st.VMMPID > 0 && (st.State == "running" || st.State == "booting") {
+		killRecorded(st.VMM(), m.dir(id))
 	}
-	if pidAlive(st.SupervisorPID, run) {
+	sup := st.Supervisor()
+	if recordedAlive(sup, run) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if waitPidExit(ctx, st.SupervisorPID) != nil {
-			syscall.Kill(st.SupervisorPID, syscall.SIGKILL)
+		if waitRecorded(ctx, sup, run) != nil {
+			killRecorded(sup, run)
 		}
 		cancel()
 	}
@@ -487,16 +600,27 @@ func waitPidExit(ctx context.Context, pid int) error {
 }
 
 // Delete removes a workspace and every file it had. A running workspace is
-// refused unless force, which kills it first.
+// refused unless force, which kills it first. With force, calls in flight
+// (an exec, an export) are ended by killing the VM, and the files go only
+// once those calls have unwound (an export rolls its destination back):
+// delete never removes a disk under a running call.
 func (m *Manager) Delete(ctx context.Context, ref string, force bool) (*api.Workspace, error) {
-	rec, unlock, err := m.resolveLocked(ctx, ref)
+	l, err := m.beginLifecycle(ctx, ref, "delete")
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
+	defer l.release()
+	rec := l.rec
 	info := m.info(rec)
 	if info.State == api.StateRunning && !force {
-		return nil, fmt.Errorf("workspace %s is running: stop it first with `hearth workspace stop %s`, or delete with --force: %w", rec.Name, rec.Name, errdefs.ErrFailedPrecondition)
+		return nil, fmt.Errorf("workspace %s is running: stop it first, or delete it with force (the VM is killed): %w", rec.Name, errdefs.ErrFailedPrecondition)
+	}
+	var preempt func()
+	if force {
+		preempt = func() { m.forceStop(rec.ID) }
+	}
+	if err := l.drain(ctx, preempt); err != nil {
+		return nil, err
 	}
 	m.forceStop(rec.ID)
 	if err := os.RemoveAll(m.dir(rec.ID)); err != nil {
@@ -511,7 +635,7 @@ func (m *Manager) Delete(ctx context.Context, ref string, force bool) (*api.Work
 func (m *Manager) client(rec *record) (*guest.Client, error) {
 	vs := m.vmState(rec.ID)
 	if vs.state != api.StateRunning {
-		return nil, fmt.Errorf("workspace %s is %s: start it with `hearth workspace start %s`: %w", rec.Name, vs.state, rec.Name, errdefs.ErrFailedPrecondition)
+		return nil, fmt.Errorf("workspace %s is %s: start it first: %w", rec.Name, vs.state, errdefs.ErrFailedPrecondition)
 	}
 	return &guest.Client{Socket: vs.status.AgentSocket}, nil
 }

@@ -7,7 +7,9 @@
 // A workspace directory holds:
 //
 //	workspace.json   the record (atomic writes)
-//	lock             flock held by lifecycle operations
+//	lock             flock held by lifecycle operations (see locks.go)
+//	calls.lock       flock held shared by calls, exclusively by lifecycle
+//	holders/         who holds the locks, for conflict messages
 //	base.ext4        hard link to the image's read-only root file system
 //	vmlinux          hard link to the image's kernel
 //	disk.ext4        the writable disk: root fs changes (overlay) and /workspace
@@ -34,6 +36,7 @@ import (
 
 	"github.com/hearthvm/hearth/api"
 	"github.com/hearthvm/hearth/internal/atomicfile"
+	"github.com/hearthvm/hearth/internal/cmdlog"
 	"github.com/hearthvm/hearth/internal/errdefs"
 	"github.com/hearthvm/hearth/internal/home"
 	"github.com/hearthvm/hearth/internal/vmm"
@@ -48,6 +51,12 @@ type Manager struct {
 	// Backends builds VMM backends; see package backend.
 	backends    BackendFunc
 	bootTimeout time.Duration
+	// Command log limits (0: cmdlog's defaults) and the check whether a
+	// command's runner lives (nil: cmdlog.ProcessAlive).
+	outputCap, logQuota int64
+	alive               cmdlog.AliveFunc
+	lockWait            time.Duration
+	busyWait            time.Duration
 }
 
 // BackendFunc returns the backend to use for name ("auto", "qemu",
@@ -66,7 +75,25 @@ type Options struct {
 	// BootTimeout bounds how long a guest may take to answer after its VMM
 	// starts (default vmm.DefaultBootTimeout).
 	BootTimeout time.Duration
-	Log         *slog.Logger
+	// CommandOutputCap is the most bytes of each stream (stdout, stderr) of
+	// one command kept in a workspace's command log on the host (default
+	// cmdlog.DefaultOutputCap, 64 MiB; at most half the log quota). Output
+	// past it is counted, not kept; the command's entry says how much was
+	// dropped.
+	CommandOutputCap int64
+	// CommandLogQuota bounds each workspace's command log on the host
+	// (default cmdlog.DefaultQuota, 1 GiB): past it, the outputs of the
+	// oldest finished commands are pruned.
+	CommandLogQuota int64
+	// LockWait bounds how long an operation waits for a lifecycle
+	// operation (create, start, stop, delete) that holds the workspace
+	// before failing with a conflict naming it (default DefaultLockWait).
+	LockWait time.Duration
+	// BusyWait bounds how long a lifecycle operation waits for calls in
+	// flight (exec, sync, export, diff, shell) before it refuses, or, when
+	// forced, ends them (default DefaultBusyWait).
+	BusyWait time.Duration
+	Log      *slog.Logger
 }
 
 // New returns a Manager.
@@ -90,7 +117,17 @@ func New(opts Options) (*Manager, error) {
 	if opts.BootTimeout <= 0 {
 		opts.BootTimeout = vmm.DefaultBootTimeout
 	}
-	return &Manager{root: opts.Home, exe: opts.Exe, log: opts.Log, backends: opts.Backends, bootTimeout: opts.BootTimeout}, nil
+	if opts.CommandOutputCap < 0 || opts.CommandLogQuota < 0 {
+		return nil, fmt.Errorf("command output cap and log quota must not be negative: %w", errdefs.ErrInvalidArgument)
+	}
+	if opts.LockWait <= 0 {
+		opts.LockWait = DefaultLockWait
+	}
+	if opts.BusyWait <= 0 {
+		opts.BusyWait = DefaultBusyWait
+	}
+	return &Manager{root: opts.Home, exe: opts.Exe, log: opts.Log, backends: opts.Backends, bootTimeout: opts.BootTimeout,
+		outputCap: opts.CommandOutputCap, logQuota: opts.CommandLogQuota, lockWait: opts.LockWait, busyWait: opts.BusyWait}, nil
 }
 
 // Home returns the state directory.
@@ -186,7 +223,7 @@ func (m *Manager) records() ([]*record, error) {
 // resolve finds a workspace by id or unique name.
 func (m *Manager) resolve(ref string) (*record, error) {
 	if ref == "" {
-		return nil, fmt.Errorf("no workspace given: pass a workspace id or name (see `hearth workspace list`): %w", errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("no workspace given: pass a workspace id or name (workspace_list lists them): %w", errdefs.ErrInvalidArgument)
 	}
 	if idRE.MatchString(ref) {
 		if r, err := m.readRecord(ref); err == nil {
@@ -205,7 +242,7 @@ func (m *Manager) resolve(ref string) (*record, error) {
 	}
 	switch len(match) {
 	case 0:
-		return nil, fmt.Errorf("no workspace named %q: see `hearth workspace list`: %w", ref, errdefs.ErrNotFound)
+		return nil, fmt.Errorf("no workspace named %q (workspace_list lists them): %w", ref, errdefs.ErrNotFound)
 	case 1:
 		return match[0], nil
 	}
@@ -216,34 +253,22 @@ func (m *Manager) resolve(ref string) (*record, error) {
 	return nil, fmt.Errorf("workspace name %q is ambiguous (%s): use the id: %w", ref, strings.Join(ids, ", "), errdefs.ErrConflict)
 }
 
-// lock takes an exclusive flock on path, waiting until ctx ends.
+// lock takes an exclusive flock on path (a short-held lock: the global
+// create lock, the command log's), waiting at most DefaultLockWait or
+// until ctx ends.
 func lock(ctx context.Context, path string) (func(), error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, err
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
+	if err := flockWait(ctx, f, syscall.LOCK_EX, DefaultLockWait); err != nil {
+		f.Close()
+		if errors.Is(err, errBusy) {
 			return nil, fmt.Errorf("another hearth process holds %s: %w", path, errdefs.ErrConflict)
-		case <-time.After(20 * time.Millisecond):
 		}
+		return nil, waitErr(err, "waiting for "+path)
 	}
-}
-
-func (m *Manager) lockWorkspace(ctx context.Context, id string) (func(), error) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	return lock(ctx, filepath.Join(m.dir(id), "lock"))
+	return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 }
 
 // info builds the public view of a record, reconciled with the VM's state.
@@ -263,9 +288,16 @@ func (m *Manager) info(r *record) *api.Workspace {
 		t := vs.status.StartedAt
 		w.StartedAt = &t
 	}
-	if !r.Ready && w.State != api.StateRunning {
-		w.State = api.StateError
-		w.Error = "create did not finish: delete this workspace with `hearth workspace delete --force " + r.ID + "`"
+	if !r.Ready {
+		if c := m.creating(r.ID); c != "" {
+			w.State, w.Error = api.StateStopped, "being created: "+c
+			if vs.state == api.StateRunning {
+				w.State = api.StateRunning
+			}
+		} else {
+			w.State = api.StateError
+			w.Error = "create did not finish (interrupted): delete this workspace (with force), or create it again with the same name, which replaces it"
+		}
 	}
 	return w
 }

@@ -20,7 +20,8 @@ import (
 // publishes them again. Publishing on a stopped workspace is allowed: the
 // port is recorded (after checking that its host port is free now) and
 // listened on from the next start. Changes take the workspace's lifecycle
-// lock, so a publish never races a start or a stop.
+// lock (without draining calls: the VM is not touched), so a publish never
+// races a start or a stop.
 
 // PublishOptions qualify a publish.
 type PublishOptions struct {
@@ -72,7 +73,7 @@ func ParsePublish(spec string, o PublishOptions) (supervisor.PortSpec, error) {
 		return p, err
 	}
 	if !p.Loopback() && !o.AllowNonLoopback {
-		return p, fmt.Errorf("port %q listens on %s, which is not a loopback address and can be reached from other machines: pass --allow-non-loopback (AllowNonLoopback) if that is what you want: %w", spec, p.HostAddr, errdefs.ErrInvalidArgument)
+		return p, fmt.Errorf("port %q listens on %s, which is not a loopback address and can be reached from other machines: allow non-loopback addresses (allow_non_loopback) if that is what you want: %w", spec, p.HostAddr, errdefs.ErrInvalidArgument)
 	}
 	return p, nil
 }
@@ -110,12 +111,12 @@ func (m *Manager) PortPublish(ctx context.Context, ref, spec string, o PublishOp
 	if err != nil {
 		return nil, err
 	}
-	rec, unlock, err := m.resolveLocked(ctx, ref)
+	l, err := m.beginLifecycle(ctx, ref, "port publish")
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
-	out, err := m.publishLocked(ctx, rec, p)
+	defer l.release()
+	out, err := m.publishLocked(ctx, l.rec, p)
 	if err != nil {
 		return nil, err
 	}
@@ -129,8 +130,8 @@ func (m *Manager) publishLocked(ctx context.Context, rec *record, p supervisor.P
 		return api.PublishedPort{}, err
 	}
 	if old, dup := conflicts(recs, p); dup && p.HostPort != 0 {
-		return api.PublishedPort{}, fmt.Errorf("host port %s is already published by workspace %s (to guest port %d): unpublish it first with `hearth workspace port unpublish %s %s`: %w",
-			p.HostKey(), rec.Name, old.GuestPort, rec.Name, old.HostKey(), errdefs.ErrAlreadyExists)
+		return api.PublishedPort{}, fmt.Errorf("host port %s is already published by workspace %s (to guest port %d): unpublish it first: %w",
+			p.HostKey(), rec.Name, old.GuestPort, errdefs.ErrAlreadyExists)
 	}
 	if other := m.portOwner(rec.ID, p); other != "" {
 		return api.PublishedPort{}, fmt.Errorf("host port %s is already published by workspace %s: pick another host port: %w", p.HostKey(), other, errdefs.ErrAlreadyExists)
@@ -225,11 +226,12 @@ func (m *Manager) PortList(ctx context.Context, ref string) ([]api.PublishedPort
 // PortUnpublish stops publishing a host port. hostSpec is
 // [HOST_ADDR:]HOST_PORT, or the full spec as published.
 func (m *Manager) PortUnpublish(ctx context.Context, ref, hostSpec string) (*api.PublishedPort, error) {
-	rec, unlock, err := m.resolveLocked(ctx, ref)
+	l, err := m.beginLifecycle(ctx, ref, "port unpublish")
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
+	defer l.release()
+	rec := l.rec
 	recs, err := m.readPorts(rec.ID)
 	if err != nil {
 		return nil, err

@@ -238,8 +238,8 @@ func (m *Manager) ServiceStart(ctx context.Context, ref string, o ServiceStartOp
 		if in, err := c.ServiceShow(ctx, o.Name); err == nil {
 			state = in.State
 		}
-		return nil, fmt.Errorf("workspace %s already has a service named %q (state %s): start it again with `hearth workspace service restart %s %s`, or remove it with `hearth workspace service rm %s %s`: %w",
-			rec.Name, o.Name, state, rec.Name, o.Name, rec.Name, o.Name, errdefs.ErrAlreadyExists)
+		return nil, fmt.Errorf("workspace %s already has a service named %q (state %s): start it again with service_restart, or remove it with service_remove first: %w",
+			rec.Name, o.Name, state, errdefs.ErrAlreadyExists)
 	}
 	res := &api.ServiceStartResult{}
 	// Ports first: they are the part that most often cannot be had (a
@@ -261,7 +261,14 @@ func (m *Manager) ServiceStart(ctx context.Context, ref string, o ServiceStartOp
 		res.Ports = append(res.Ports, pp)
 		published = append(published, supervisor.PortSpec{HostAddr: pp.HostAddr, HostPort: pp.HostPort, GuestPort: pp.GuestPort})
 	}
-	in, err := c.ServiceStart(ctx, spec)
+	// The ports were published under the lifecycle lock; the start itself
+	// is a call, which a stop of the workspace waits for.
+	_, c, release, err := m.serviceCall(ctx, rec.ID, "service start")
+	var in *guestproto.ServiceInfo
+	if err == nil {
+		in, err = c.ServiceStart(ctx, spec)
+		release()
+	}
 	if err != nil {
 		undoPorts()
 		unlock()
@@ -289,12 +296,28 @@ func (m *Manager) ServiceStart(ctx context.Context, ref string, o ServiceStartOp
 
 // publishPort publishes one port under the lifecycle lock.
 func (m *Manager) publishPort(ctx context.Context, id string, p supervisor.PortSpec) (api.PublishedPort, error) {
-	rec, unlock, err := m.resolveLocked(ctx, id)
+	l, err := m.beginLifecycle(ctx, id, "port publish")
 	if err != nil {
 		return api.PublishedPort{}, err
 	}
-	defer unlock()
-	return m.publishLocked(ctx, rec, p)
+	defer l.release()
+	return m.publishLocked(ctx, l.rec, p)
+}
+
+// serviceCall takes a call's hold on a running workspace (see locks.go)
+// for a service operation that changes the guest, and returns its agent
+// client.
+func (m *Manager) serviceCall(ctx context.Context, ref, op string) (*record, *guest.Client, func(), error) {
+	rec, release, err := m.beginCall(ctx, ref, op)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	c, err := m.client(rec)
+	if err != nil {
+		release()
+		return nil, nil, nil, err
+	}
+	return rec, c, release, nil
 }
 
 func (m *Manager) serviceWait(ctx context.Context, c *guest.Client, name string, timeout time.Duration) (*api.ServiceWait, error) {
@@ -412,7 +435,7 @@ func (m *Manager) noService(rec *record, name string, err error) error {
 	if err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 		return err
 	}
-	return fmt.Errorf("workspace %s has no service named %q: see `hearth workspace service list %s`: %w", rec.Name, name, rec.Name, errdefs.ErrNotFound)
+	return fmt.Errorf("workspace %s has no service named %q (service_list lists them): %w", rec.Name, name, errdefs.ErrNotFound)
 }
 
 // ServiceLogs copies a service's kept output to w: the last Tail lines
@@ -449,13 +472,14 @@ func (m *Manager) ServiceStop(ctx context.Context, ref, name string, o ServiceSt
 	i := slices.IndexFunc(specs, func(s guestproto.ServiceSpec) bool { return s.Name == name })
 	var out api.Service
 	if vs := m.vmState(rec.ID); vs.state == api.StateRunning {
-		c, err := m.client(rec)
+		_, c, release, err := m.serviceCall(ctx, rec.ID, "service stop")
 		if err != nil {
 			return nil, err
 		}
 		tctx, cancel := context.WithTimeout(ctx, max(o.Timeout, guestproto.DefaultStopTimeout)+30*time.Second)
 		in, err := c.ServiceStop(tctx, name, o.Signal, o.Timeout)
 		cancel()
+		release()
 		if err != nil {
 			return nil, m.noService(rec, name, err)
 		}
@@ -476,13 +500,14 @@ func (m *Manager) ServiceStop(ctx context.Context, ref, name string, o ServiceSt
 // ServiceRestart stops a service if it runs and starts it again (also a
 // stopped, exited or failed one), with a fresh start limit.
 func (m *Manager) ServiceRestart(ctx context.Context, ref, name string) (*api.Service, error) {
-	rec, c, err := m.serviceClient(ref)
+	rec, c, release, err := m.serviceCall(ctx, ref, "service restart")
 	if err != nil {
 		return nil, err
 	}
 	tctx, cancel := context.WithTimeout(ctx, guestproto.DefaultStopTimeout+30*time.Second)
 	in, err := c.ServiceRestart(tctx, name)
 	cancel()
+	release()
 	if err != nil {
 		return nil, m.noService(rec, name, err)
 	}
@@ -511,13 +536,14 @@ func (m *Manager) ServiceRemove(ctx context.Context, ref, name string) (*api.Ser
 	var out *api.Service
 	vs := m.vmState(rec.ID)
 	if vs.state == api.StateRunning {
-		c, err := m.client(rec)
+		_, c, release, err := m.serviceCall(ctx, rec.ID, "service remove")
 		if err != nil {
 			return nil, err
 		}
 		tctx, cancel := context.WithTimeout(ctx, guestproto.DefaultStopTimeout+30*time.Second)
 		in, err := c.ServiceRemove(tctx, name)
 		cancel()
+		release()
 		switch {
 		case err == nil:
 			s := apiService(in)

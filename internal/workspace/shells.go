@@ -11,6 +11,7 @@ import (
 	"github.com/hearthvm/hearth/internal/errdefs"
 	"github.com/hearthvm/hearth/internal/guest"
 	"github.com/hearthvm/hearth/internal/guestproto"
+	"github.com/hearthvm/hearth/internal/termstrip"
 )
 
 // ShellOpenOptions configure a new shell session.
@@ -36,12 +37,19 @@ func shellInfo(s *guestproto.ShellInfo) *api.Shell {
 	return &api.Shell{ID: s.ID, State: s.State, ExitCode: s.ExitCode, Cols: s.Cols, Rows: s.Rows, Cwd: s.Cwd, CreatedAt: s.CreatedAt, OutputBytes: s.OutputBytes}
 }
 
-func (m *Manager) shellClient(ref string) (*guest.Client, error) {
-	rec, err := m.resolve(ref)
+// shellClient takes a call's shared lock on the workspace (release it
+// when the call ends) and returns its agent client.
+func (m *Manager) shellClient(ctx context.Context, ref string) (*guest.Client, func(), error) {
+	rec, release, err := m.beginCall(ctx, ref, "shell")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return m.client(rec)
+	c, err := m.client(rec)
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	return c, release, nil
 }
 
 func checkSize(cols, rows int) error {
@@ -57,10 +65,11 @@ func (m *Manager) ShellOpen(ctx context.Context, ref string, o ShellOpenOptions)
 	if err := checkSize(o.Cols, o.Rows); err != nil {
 		return nil, err
 	}
-	c, err := m.shellClient(ref)
+	c, release, err := m.shellClient(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	s, err := c.ShellOpen(ctx, &guestproto.ShellRequest{Cwd: o.Cwd, Env: o.Env, Cols: o.Cols, Rows: o.Rows})
 	if err != nil {
 		return nil, err
@@ -70,10 +79,11 @@ func (m *Manager) ShellOpen(ctx context.Context, ref string, o ShellOpenOptions)
 
 // ShellWrite sends bytes to a shell exactly as given.
 func (m *Manager) ShellWrite(ctx context.Context, ref, id string, data []byte) (*api.Shell, error) {
-	c, err := m.shellClient(ref)
+	c, release, err := m.shellClient(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	s, err := c.ShellWrite(ctx, id, data)
 	if err != nil {
 		return nil, err
@@ -84,22 +94,23 @@ func (m *Manager) ShellWrite(ctx context.Context, ref, id string, data []byte) (
 // ShellRead returns a shell's output from a cursor on.
 func (m *Manager) ShellRead(ctx context.Context, ref, id string, o ShellReadOptions) (*api.ShellOutput, error) {
 	if o.Wait < 0 || o.Wait > 50*time.Second {
-		return nil, fmt.Errorf("--wait %s: want 0 to 50s: %w", o.Wait, errdefs.ErrInvalidArgument)
+		return nil, errdefs.Arg("wait_ms", "%d: want 0 to 50000", o.Wait.Milliseconds())
 	}
 	if o.Cursor != nil && *o.Cursor < 0 {
 		return nil, fmt.Errorf("cursor %d: want 0 or more: %w", *o.Cursor, errdefs.ErrInvalidArgument)
 	}
-	c, err := m.shellClient(ref)
+	c, release, err := m.shellClient(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	r, err := c.ShellRead(ctx, id, o.Cursor, o.Wait)
 	if err != nil {
 		return nil, err
 	}
 	out := r.Output
 	if o.Plain {
-		out = StripTerminal(out)
+		out = termstrip.Strip(out)
 	}
 	text, enc := encodeOutput(out)
 	return &api.ShellOutput{Output: text, Encoding: enc, Cursor: r.Cursor, NextCursor: r.NextCursor, DroppedBytes: r.DroppedBytes,
@@ -109,15 +120,16 @@ func (m *Manager) ShellRead(ctx context.Context, ref, id string, o ShellReadOpti
 // ShellResize changes a shell's terminal size.
 func (m *Manager) ShellResize(ctx context.Context, ref, id string, cols, rows int) (*api.Shell, error) {
 	if cols < 1 || rows < 1 {
-		return nil, fmt.Errorf("resize needs --cols and --rows of at least 1: %w", errdefs.ErrInvalidArgument)
+		return nil, errdefs.Arg("cols", "resize needs cols and rows of at least 1")
 	}
 	if err := checkSize(cols, rows); err != nil {
 		return nil, err
 	}
-	c, err := m.shellClient(ref)
+	c, release, err := m.shellClient(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	s, err := c.ShellResize(ctx, id, cols, rows)
 	if err != nil {
 		return nil, err
@@ -128,10 +140,11 @@ func (m *Manager) ShellResize(ctx context.Context, ref, id string, cols, rows in
 // ShellSignal sends INT, TERM, KILL or HUP (and a few more) to the shell's
 // foreground process group.
 func (m *Manager) ShellSignal(ctx context.Context, ref, id, signal string) (*api.Shell, error) {
-	c, err := m.shellClient(ref)
+	c, release, err := m.shellClient(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	s, err := c.ShellSignal(ctx, id, strings.ToUpper(signal))
 	if err != nil {
 		return nil, err
@@ -141,10 +154,11 @@ func (m *Manager) ShellSignal(ctx context.Context, ref, id, signal string) (*api
 
 // ShellClose ends a shell session and frees it.
 func (m *Manager) ShellClose(ctx context.Context, ref, id string) (*api.Shell, error) {
-	c, err := m.shellClient(ref)
+	c, release, err := m.shellClient(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	s, err := c.ShellClose(ctx, id)
 	if err != nil {
 		return nil, err
@@ -154,10 +168,11 @@ func (m *Manager) ShellClose(ctx context.Context, ref, id string) (*api.Shell, e
 
 // ShellList lists a workspace's shell sessions.
 func (m *Manager) ShellList(ctx context.Context, ref string) ([]api.Shell, error) {
-	c, err := m.shellClient(ref)
+	c, release, err := m.shellClient(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	ss, err := c.ShellList(ctx)
 	if err != nil {
 		return nil, err
@@ -172,57 +187,10 @@ func (m *Manager) ShellList(ctx context.Context, ref string) ([]api.Shell, error
 // ShellAttach connects a terminal to a shell until the shell exits or
 // stdin ends (detach); the shell keeps running after a detach.
 func (m *Manager) ShellAttach(ctx context.Context, ref, id string, stdin io.Reader, stdout io.Writer, resize <-chan [2]int) error {
-	c, err := m.shellClient(ref)
+	c, release, err := m.shellClient(ctx, ref)
 	if err != nil {
 		return err
 	}
+	defer release()
 	return c.ShellAttach(ctx, id, stdin, stdout, resize)
-}
-
-// StripTerminal removes terminal escape sequences (CSI, OSC, charset
-// selections), carriage returns before newlines, and backspace-erased
-// characters, leaving plain text for a language model to read.
-func StripTerminal(b []byte) []byte {
-	out := make([]byte, 0, len(b))
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		switch {
-		case c == 0x1b && i+1 < len(b):
-			i++
-			switch b[i] {
-			case '[': // CSI: parameters then a final byte 0x40-0x7e
-				for i+1 < len(b) && !(b[i+1] >= 0x40 && b[i+1] <= 0x7e) {
-					i++
-				}
-				i++
-			case ']', 'P', '_', '^': // OSC/DCS/APC/PM: until BEL or ST
-				for i+1 < len(b) {
-					i++
-					if b[i] == 0x07 {
-						break
-					}
-					if b[i] == 0x1b && i+1 < len(b) && b[i+1] == '\\' {
-						i++
-						break
-					}
-				}
-			case '(', ')', '*', '+': // charset designation: one more byte
-				i++
-			}
-		case c == 0x1b:
-		case c == '\r':
-			if i+1 < len(b) && b[i+1] == '\n' {
-				continue
-			}
-			out = append(out, c)
-		case c == 0x08:
-			if len(out) > 0 {
-				out = out[:len(out)-1]
-			}
-		case c == 0x07 || c == 0x0f || c == 0x0e:
-		default:
-			out = append(out, c)
-		}
-	}
-	return out
 }

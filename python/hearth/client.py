@@ -12,8 +12,10 @@ import base64
 import http.client
 import json
 import os
+import shutil
 import socket as _socket
 import subprocess
+import tempfile
 import time
 import urllib.parse
 from collections.abc import Mapping as _Mapping
@@ -107,13 +109,49 @@ def _q(s: str) -> str:
     return urllib.parse.quote(s, safe="")
 
 
+def _hearth_locations() -> List[str]:
+    """Where ``hearth`` is looked for when it is not on PATH: the checkout
+    this package sits in (``make build`` puts it in bin/), then the usual
+    install locations (``make install`` uses /usr/local by default)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    return [
+        os.path.normpath(os.path.join(here, "..", "..", "bin", "hearth")),
+        os.path.join(os.path.expanduser("~"), ".local", "bin", "hearth"),
+        "/usr/local/bin/hearth",
+        "/usr/bin/hearth",
+    ]
+
+
+def _find_hearth(hearth_bin: str) -> Optional[str]:
+    """The hearth binary to start ``hearth serve`` with: ``hearth_bin`` when
+    the caller named one, else $HEARTH_BIN, else ``hearth`` on PATH, else the
+    first executable of _hearth_locations(); None when there is none."""
+    if hearth_bin != "hearth":
+        return hearth_bin
+    env = os.environ.get("HEARTH_BIN")
+    if env:
+        return env
+    found = shutil.which("hearth")
+    if found:
+        return found
+    for p in _hearth_locations():
+        if os.path.isfile(p) and os.access(p, os.X_OK):
+            return p
+    return None
+
+
 class Client:
     """A connection to ``hearth serve``.
 
     With no arguments it uses the default socket (like the server does) and,
     when nothing answers there and ``autostart`` is set, starts
     ``hearth serve`` in the background (logging to $HEARTH_HOME/serve.log)
-    and waits until it is ready. ``url="http://host:port"`` with ``token``
+    and waits until it is ready. The binary is ``hearth_bin`` if given, else
+    $HEARTH_BIN, else ``hearth`` on PATH, else this checkout's bin/hearth,
+    ~/.local/bin, /usr/local/bin or /usr/bin. A server it starts may reach
+    the host paths under ``allow_paths`` (seed, sync push source, export
+    destination; default: your home directory and the temporary directory),
+    passed as ``--allow-path``. ``url="http://host:port"`` with ``token``
     (default $HEARTH_TOKEN) speaks to a TCP server instead.
     """
 
@@ -126,8 +164,12 @@ class Client:
         autostart: bool = True,
         timeout: Optional[float] = None,
         start_timeout: float = 30.0,
+        allow_paths: Optional[Sequence[str]] = None,
     ) -> None:
         self.timeout = timeout
+        if allow_paths is None:
+            allow_paths = [os.path.expanduser("~"), tempfile.gettempdir()]
+        self.allow_paths = [os.path.abspath(p) for p in allow_paths]
         self.token = token if token is not None else os.environ.get("HEARTH_TOKEN")
         self.url = url
         self.socket_path: Optional[str] = None
@@ -141,8 +183,6 @@ class Client:
         self._prefix = ""
         explicit = socket is not None
         self.socket_path = os.path.abspath(socket) if socket else default_socket()
-        if hearth_bin == "hearth" and os.environ.get("HEARTH_BIN"):
-            hearth_bin = os.environ["HEARTH_BIN"]
         try:
             self.health()
         except UnavailableError:
@@ -231,10 +271,21 @@ class Client:
         raise UnavailableError("hearth serve at %s: exec stream ended without a result" % self._where())
 
     def _autostart(self, hearth_bin: str, explicit: bool, start_timeout: float) -> None:
+        found = _find_hearth(hearth_bin)
+        if found is None:
+            raise UnavailableError(
+                "no hearth serve at %s, and no hearth binary to start one: not on PATH nor in %s; "
+                "run `make install` in the hearth repository, or set HEARTH_BIN or pass hearth_bin="
+                % (self.socket_path, ", ".join(_hearth_locations()))
+            )
+        hearth_bin = found
         home = default_home()
         os.makedirs(home, mode=0o700, exist_ok=True)
         log_path = os.path.join(home, "serve.log")
         args = [hearth_bin, "serve"]
+        for p in self.allow_paths:
+            if os.path.isdir(p):
+                args += ["--allow-path", p]
         if explicit:
             args += ["--socket", self.socket_path or ""]
         with open(log_path, "ab") as log:
@@ -403,23 +454,59 @@ class Workspace:
         body = _exec_body(command, cwd, env, timeout_ms, stdin, yield_ms, detach)
         return self.client._exec_call(self._p("exec"), body, on_output)
 
-    def logs(self, tail: Optional[int] = None) -> List[Command]:
-        """The command log (the last ``tail`` entries)."""
-        return [Command.from_dict(d) for d in self.client._call("GET", self._p("logs"), query={"tail": tail})["commands"]]
+    def logs(self, tail: Optional[int] = None, offset: Optional[int] = None, limit: Optional[int] = None) -> List[Command]:
+        """The command log (the last ``tail`` entries), oldest first.
 
-    def sync_push(self, source: str, dest: Optional[str] = None, delete: bool = False) -> SyncResult:
-        """Pushes newer files of a host directory into the workspace (default /workspace)."""
-        body = _clean({"source": _abs(source), "dest": dest, "delete": delete or None})
+        Without ``offset``/``limit`` every entry is returned, fetched page by
+        page; with them, just that page."""
+        if offset is not None or limit is not None:
+            q = {"tail": tail, "offset": offset, "limit": limit}
+            return [Command.from_dict(d) for d in self.client._call("GET", self._p("logs"), query=q)["commands"]]
+        out: List[Command] = []
+        off = 0
+        while True:
+            page = self.client._call("GET", self._p("logs"), query={"tail": tail, "offset": off, "limit": 10000})
+            out += [Command.from_dict(d) for d in page["commands"]]
+            if page.get("next_offset", 0) >= page.get("total", 0) or not page["commands"]:
+                return out
+            off = page["next_offset"]
+
+    def logs_prune(self, keep_last: Optional[int] = None, older_than_ms: Optional[int] = None,
+                   max_bytes: Optional[str] = None) -> Dict[str, Any]:
+        """Removes finished commands' kept output, oldest first (all, or as selected);
+        their entries stay, marked pruned. Returns pruned ids and byte counts."""
+        body = _clean({"keep_last": keep_last, "older_than_ms": older_than_ms, "max_bytes": max_bytes})
+        return self.client._call("POST", self._p("logs", "prune"), body=body)
+
+    def sync_push(self, source: str, dest: Optional[str] = None, delete: bool = False,
+                  exclude: Optional[Iterable[str]] = None) -> SyncResult:
+        """Pushes newer files of a host directory into the workspace (default /workspace).
+
+        ``exclude`` leaves out paths matching gitignore-syntax patterns."""
+        body = _clean({"source": _abs(source), "dest": dest, "delete": delete or None,
+                       "exclude": list(exclude) if exclude else None})
         return SyncResult.from_dict(self.client._call("POST", self._p("sync"), body=body))
 
-    def diff(self, paths: Optional[Iterable[str]] = None, no_patch: bool = False) -> DiffResult:
-        """Compares the live /workspace with the create-time baseline."""
-        q = {"paths": list(paths) if paths else None, "no_patch": True if no_patch else None}
+    def diff(self, paths: Optional[Iterable[str]] = None, no_patch: bool = False,
+             exclude: Optional[Iterable[str]] = None, max_patch_bytes: Optional[int] = None,
+             max_total_patch_bytes: Optional[int] = None) -> DiffResult:
+        """Compares the live /workspace with the create-time baseline.
+
+        ``exclude`` leaves out paths matching gitignore-syntax patterns; files
+        over ``max_patch_bytes`` (default 1 MiB) get no patch."""
+        q = {"paths": list(paths) if paths else None, "no_patch": True if no_patch else None,
+             "exclude": list(exclude) if exclude else None, "max_patch_bytes": max_patch_bytes,
+             "max_total_patch_bytes": max_total_patch_bytes}
         return DiffResult.from_dict(self.client._call("GET", self._p("diff"), query=q))
 
-    def export(self, guest_path: str, host_dest: str, archive: bool = False, force: bool = False) -> ExportResult:
-        """Copies a path under /workspace to a new host directory (or an archive)."""
-        body = _clean({"guest_path": guest_path, "host_dest": _abs(host_dest), "archive": archive or None, "force": force or None})
+    def export(self, guest_path: str, host_dest: str, archive: bool = False, force: bool = False,
+               preserve_mode: bool = False, exclude: Optional[Iterable[str]] = None) -> ExportResult:
+        """Copies a path under /workspace to a new host directory (or an archive).
+
+        setuid, setgid, sticky and world-writable bits are dropped unless
+        ``preserve_mode``; ``force`` replaces whatever is at host_dest."""
+        body = _clean({"guest_path": guest_path, "host_dest": _abs(host_dest), "archive": archive or None, "force": force or None,
+                       "preserve_mode": preserve_mode or None, "exclude": list(exclude) if exclude else None})
         return ExportResult.from_dict(self.client._call("POST", self._p("export"), body=body))
 
     def command_wait(self, command_id: str, timeout_ms: Optional[int] = None) -> ExecResult:

@@ -96,6 +96,8 @@ class ExecResult:
     stderr_bytes: int = 0
     stdout_truncated: bool = False
     stderr_truncated: bool = False
+    stdout_offset: int = 0
+    stderr_offset: int = 0
     message: str = ""
     stdout_raw: bytes = b""
     stderr_raw: bytes = b""
@@ -132,6 +134,10 @@ class Command:
     detached: bool = False
     stdout_bytes: int = 0
     stderr_bytes: int = 0
+    message: str = ""
+    stdout_dropped_bytes: int = 0
+    stderr_dropped_bytes: int = 0
+    pruned: bool = False
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "Command":

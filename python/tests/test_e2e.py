@@ -23,7 +23,7 @@ class WorkflowTest(unittest.TestCase):
         self.dir = tempfile.mkdtemp(prefix="hearth-e2e-")
         self.sock = os.path.join(self.dir, "hearth.sock")
         self.log = open(os.path.join(self.dir, "serve.log"), "wb")
-        self.proc = subprocess.Popen([os.environ["HEARTH_BIN"], "serve", "--socket", self.sock],
+        self.proc = subprocess.Popen([os.environ["HEARTH_BIN"], "serve", "--socket", self.sock, "--allow-path", self.dir],
                                      stdout=self.log, stderr=self.log)
         deadline = time.monotonic() + 30
         while True:

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -140,8 +142,17 @@ func TestShellAttachTmux(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A tmux server of our own (-L), with no configuration (-f /dev/null)
+	// and /bin/sh as the shell that runs the command line, so neither the
+	// user's running tmux nor their ~/.tmux.conf or shell start-up files
+	// take part.
+	sock := fmt.Sprintf("hearth-test-%d", os.Getpid())
+	tmux := func(args ...string) *exec.Cmd {
+		cmd := exec.Command("tmux", append([]string{"-L", sock, "-f", "/dev/null"}, args...)...)
+		cmd.Env = append(os.Environ(), "SHELL=/bin/sh")
+		return cmd
+	}
 	sess := "hearth-attach-test"
-	exec.Command("tmux", "kill-session", "-t", sess).Run()
 	envs := []string{}
 	for _, kv := range env.Environ() {
 		if strings.HasPrefix(kv, "HEARTH_") {
@@ -149,12 +160,12 @@ func TestShellAttachTmux(t *testing.T) {
 		}
 	}
 	cmdline := "env " + strings.Join(envs, " ") + " " + env.Bin + " workspace shell attach " + ws.Info.ID + " " + s.ID + "; echo ATTACH-ENDED; sleep 30"
-	if out, err := exec.Command("tmux", "new-session", "-d", "-s", sess, "-x", "100", "-y", "30", cmdline).CombinedOutput(); err != nil {
+	if out, err := tmux("new-session", "-d", "-s", sess, "-x", "100", "-y", "30", cmdline).CombinedOutput(); err != nil {
 		t.Fatalf("tmux: %v %s", err, out)
 	}
-	defer exec.Command("tmux", "kill-session", "-t", sess).Run()
+	defer tmux("kill-server").Run()
 	capture := func() string {
-		out, _ := exec.Command("tmux", "capture-pane", "-p", "-t", sess).Output()
+		out, _ := tmux("capture-pane", "-p", "-t", sess).Output()
 		return string(out)
 	}
 	waitPane := func(want string) bool {
@@ -169,15 +180,15 @@ func TestShellAttachTmux(t *testing.T) {
 		return false
 	}
 	time.Sleep(time.Second)
-	exec.Command("tmux", "send-keys", "-t", sess, "echo typed-$((6*7))", "Enter").Run()
+	tmux("send-keys", "-t", sess, "echo typed-$((6*7))", "Enter").Run()
 	if !waitPane("typed-42") {
 		t.Fatal("typed command's output not on the terminal")
 	}
-	exec.Command("tmux", "send-keys", "-t", sess, "stty size", "Enter").Run()
+	tmux("send-keys", "-t", sess, "stty size", "Enter").Run()
 	if !waitPane("30 100") && !waitPane("29 100") {
 		t.Error("terminal size not followed")
 	}
-	exec.Command("tmux", "send-keys", "-t", sess, "C-]").Run()
+	tmux("send-keys", "-t", sess, "C-]").Run()
 	if !waitPane("ATTACH-ENDED") {
 		t.Fatal("Ctrl-] did not detach")
 	}

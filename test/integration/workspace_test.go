@@ -82,7 +82,7 @@ func TestWorkspaceLifecycle(t *testing.T) {
 	if i, _ := ws.Show(ctx); i.State != api.StateStopped {
 		t.Fatalf("after stop: %s", i.State)
 	}
-	if _, err := ws.Exec(ctx, hearth.ExecOptions{Argv: []string{"true"}}); !errors.Is(err, hearth.ErrFailedPrecondition) || !strings.Contains(err.Error(), "hearth workspace start") {
+	if _, err := ws.Exec(ctx, hearth.ExecOptions{Argv: []string{"true"}}); !errors.Is(err, hearth.ErrFailedPrecondition) || !strings.Contains(err.Error(), "start it first") {
 		t.Fatalf("exec on stopped workspace: %v", err)
 	}
 	if _, err := ws.Start(ctx); err != nil {

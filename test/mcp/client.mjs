@@ -27,7 +27,7 @@ const log = (...a) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1)}s]`,
 
 const transport = new StdioClientTransport({
   command: bin,
-  args: ["mcp", "serve"],
+  args: ["mcp", "serve", "--allow-path", tmp],
   env: { ...process.env },
   stderr: "pipe",
 });
@@ -134,6 +134,12 @@ async function main() {
 
   // Export to the host.
   const out = path.join(tmp, "out");
+  // Host paths outside --allow-path are refused, and nothing is written.
+  const outside = path.join(os.tmpdir(), `hearth-mcp-outside-${process.pid}`);
+  const refused = await callErr("workspace_export", { workspace, guest_path: "/workspace", host_dest: outside });
+  assert.match(refused, /--allow-path/);
+  assert.equal(fs.existsSync(outside), false, "an export outside the allowed roots wrote something");
+  ok("workspace_export outside --allow-path refused, nothing written");
   const ex = await call("workspace_export", { workspace, guest_path: "/workspace", host_dest: out });
   assert.equal(fs.readFileSync(path.join(out, "hello.txt"), "utf8"), "hello, world\n");
   assert.equal(fs.readFileSync(path.join(out, "new.txt"), "utf8"), "brand new\n");
@@ -175,10 +181,11 @@ async function main() {
   // Large output is bounded in the result and pageable.
   r = await call("workspace_exec", { workspace, command: "head -c 100000 /dev/zero | tr '\\0' a" });
   assert.equal(r.stdout_truncated, true);
-  assert.ok(r.stdout.length < 34000, `stdout is ${r.stdout.length} bytes`);
-  assert.match(r.stdout, /command_read/);
+  assert.ok(r.stdout.length <= 32768, `stdout is ${r.stdout.length} bytes`);
+  assert.match(r.stdout, /^a+$/, "the kept bytes are exact, with no marker in them");
+  assert.equal(r.stdout_offset + r.stdout.length, 100000, "stdout_offset says where the kept end starts");
   assert.equal(r.stdout_bytes, 100000);
-  ok(`100000-byte stdout bounded to ${r.stdout.length} bytes`);
+  ok(`100000-byte stdout bounded to its last ${r.stdout.length} bytes at offset ${r.stdout_offset}`);
 
   const del = await call("workspace_delete", { workspace, force: true });
   workspace = null;
