@@ -58,6 +58,10 @@ type CreateRequest struct {
 	// Seed is a host path (directory or .tar/.tar.gz/.tgz/.zip) on the
 	// machine hearth runs on.
 	Seed string `json:"seed,omitempty" host:"read"`
+	// Publish lists ports to publish, [HOST_ADDR:]HOST_PORT:GUEST_PORT
+	// (docs/services.md).
+	Publish          []string `json:"publish,omitempty"`
+	AllowNonLoopback bool     `json:"allow_non_loopback,omitempty"`
 }
 
 // ListRequest is the request of `workspace_list`.

@@ -50,13 +50,26 @@ func Main() {
 
 	srv := NewServer(log)
 	srv.Shutdown = stop
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, unix.SIGTERM, unix.SIGPWR, unix.SIGINT)
-	go func() {
-		sig := <-sigs
-		log.Info("signal received; shutting down", "signal", sig)
-		stop()
-	}()
+	if pid1 {
+		// As PID 1 the agent takes no signal as an order: any guest
+		// process may send one (`kill $(lsof -t -i:PORT)` names the agent
+		// when it holds a published port's connection), and the kernel
+		// delivers to init only the signals init handles. The host shuts
+		// the guest down with the shutdown operation. Every signal is
+		// caught and dropped: Go's default for an uncaught SIGHUP,
+		// SIGTERM, SIGQUIT, SIGABRT ... is to exit, and init exiting
+		// panics the kernel. (Caught, not ignored, so the processes the
+		// agent starts get the default dispositions.)
+		ignoreSignals(log)
+	} else {
+		sigs := make(chan os.Signal, 1)
+		signal.Notify(sigs, unix.SIGTERM, unix.SIGPWR, unix.SIGINT)
+		go func() {
+			sig := <-sigs
+			log.Info("signal received; shutting down", "signal", sig)
+			stop()
+		}()
+	}
 	serveTransports(context.Background(), srv, log)
 	log.Info("ready")
 	select {}
@@ -98,4 +111,20 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 	}
 	_, err := p.w.Write(buf.Bytes())
 	return n, err
+}
+
+// ignoreSignals catches every signal and drops it, logging the ones a
+// process sent on purpose.
+func ignoreSignals(log *slog.Logger) {
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs)
+	go func() {
+		for sig := range sigs {
+			switch sig {
+			case unix.SIGCHLD, unix.SIGURG, unix.SIGWINCH, unix.SIGPIPE:
+			default:
+				log.Info("signal ignored: the agent takes orders only from the host", "signal", sig)
+			}
+		}
+	}()
 }

@@ -49,7 +49,8 @@ type Server struct {
 	// user's ~/.bashrc cannot slow them down or write into their output.
 	ShellArgv []string
 
-	shells *shellTable // set by newShellTable in shell.go
+	shells   *shellTable   // set by newShellTable in shell.go
+	services *serviceTable // services.go
 }
 
 // NewServer returns a Server with its session tables ready.
@@ -68,6 +69,9 @@ type Stream struct {
 	conn net.Conn
 	wmu  sync.Mutex
 	rbuf []byte
+	// responded: the handler sent the final Response itself (a stream
+	// that turns into raw bytes, such as port_connect).
+	responded bool
 }
 
 // NewStream wraps a connection.
@@ -144,6 +148,9 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) {
 		}()
 		return h(ctx, s, st, &req)
 	}()
+	if st.responded {
+		return
+	}
 	if err != nil {
 		resp = &guestproto.Response{Error: toProtoError(err)}
 	}

@@ -50,7 +50,10 @@ func init() {
 	register(guestproto.OpShellAttach, handleShellAttach)
 }
 
-func (s *Server) init() { s.shells = newShellTable(s.Log) }
+func (s *Server) init() {
+	s.shells = newShellTable(s.Log)
+	s.services = newServiceTable(s.Log)
+}
 
 // shellTable holds the PTY shell sessions of a Server. Sessions live until
 // shell_close, independent of any stream.

@@ -34,6 +34,7 @@ var powerOffOnce sync.Once
 func powerOff(log *slog.Logger) {
 	powerOffOnce.Do(func() {
 		log.Info("shutting down")
+		shuttingDown.Store(true) // services are not restarted any more
 		stopAllProcesses(log)
 		unix.Sync()
 		unmountAll(log)

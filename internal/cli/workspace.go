@@ -119,6 +119,8 @@ that 'hearth workspace diff' compares against.`,
 	f.IntVar(&o.MemoryMiB, "memory", 1024, "memory in MiB (at least 128)")
 	f.StringVar(&disk, "disk-size", "8G", "size of the writable disk (sparse), e.g. 8G, 512M")
 	f.StringVar(&o.Seed, "seed", "", "host directory or archive to copy into /workspace")
+	f.StringArrayVar(&o.Publish, "publish", nil, "publish [HOST_ADDR:]HOST_PORT:GUEST_PORT on the host (repeatable; see 'hearth workspace port')")
+	f.BoolVar(&o.AllowNonLoopback, "allow-non-loopback", false, "allow a --publish host address other than loopback (reachable from other machines)")
 	return cmd
 }
 

@@ -40,6 +40,9 @@ type Request struct {
 	Files *FilesRequest `json:"files,omitempty"`
 	// Freeze is the request of OpFreeze (see freeze.go).
 	Freeze *FreezeRequest `json:"freeze,omitempty"`
+	// Service and Port: see services.go.
+	Service *ServiceRequest `json:"service,omitempty"`
+	Port    *PortRequest    `json:"port,omitempty"`
 }
 
 // Response is the last frame on every stream. Error is set when the
@@ -54,6 +57,10 @@ type Response struct {
 	Files     *FilesResult     `json:"files,omitempty"`
 	Manifest  *Manifest        `json:"manifest,omitempty"`
 	Freeze    *FreezeResult    `json:"freeze,omitempty"`
+	// Services: see services.go.
+	Service     *ServiceInfo       `json:"service,omitempty"`
+	Services    []ServiceInfo      `json:"services,omitempty"`
+	ServiceWait *ServiceWaitResult `json:"service_wait,omitempty"`
 }
 
 // Control is a FrameJSON the host sends while an operation runs.

@@ -62,7 +62,7 @@ func TestRoutesMatchOps(t *testing.T) {
 	srv := newTestServer(t, f)
 	for _, o := range ops.All {
 		t.Run(o.Name, func(t *testing.T) {
-			path := strings.NewReplacer("{workspace}", "demo", "{command_id}", "c1", "{shell_id}", "s1").Replace(o.Path)
+			path := strings.NewReplacer("{workspace}", "demo", "{command_id}", "c1", "{shell_id}", "s1", "{service}", "web", "{port}", "8080").Replace(o.Path)
 			body := ""
 			switch o.Name {
 			case "run", "workspace_exec":
@@ -75,6 +75,10 @@ func TestRoutesMatchOps(t *testing.T) {
 				body = `{"signal":"INT"}`
 			case "snapshot_create", "workspace_fork":
 				body = `{"name":"n1"}`
+			case "service_start":
+				body = `{"service":"web","argv":["true"]}`
+			case "port_publish":
+				body = `{"port":"8080:80"}`
 			}
 			code, b := do(t, srv, o.Method, path, body)
 			if code != http.StatusOK {

@@ -388,6 +388,14 @@ func Run(ctx context.Context, dir string, ready io.WriteCloser, factory BackendF
 			}
 		}()
 	}
+	// Published ports: the workspace publishes them through ports.sock.
+	fwd := NewForwarder(&guest.Client{Socket: m.AgentSocket()}, log)
+	stopPorts, err := listenPorts(dir, fwd)
+	if err != nil {
+		m.Kill()
+		return fail(err)
+	}
+	defer stopPorts()
 	report(readyMsg{OK: true})
 	// An idle workspace should cost the host as little as possible: boot
 	// and bursts of traffic (a seed, an export) grow the heap, so keep a

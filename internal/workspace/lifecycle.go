@@ -46,6 +46,10 @@ type CreateOptions struct {
 	Seed string
 	// Progress receives human-readable steps of a long create.
 	Progress func(string)
+	// Publish lists ports to publish, [HOST_ADDR:]HOST_PORT:GUEST_PORT
+	// (see PortPublish); they are checked before anything is made.
+	Publish []string
+	PublishOptions
 }
 
 // ValidateMachine checks cpus and memory.
@@ -317,6 +321,9 @@ func (m *Manager) Create(ctx context.Context, opts CreateOptions) (_ *api.Worksp
 		}
 		held.release()
 	}()
+	if err := m.createPorts(id, opts.Publish, opts.PublishOptions); err != nil {
+		return nil, err
+	}
 	// The image's files are hard-linked (never copied): the workspace pins
 	// the exact lower layer its overlay was made on, and create costs the
 	// same whatever the image's size.
@@ -438,6 +445,7 @@ func (m *Manager) start(ctx context.Context, rec *record, backendName string) (*
 	if err != nil {
 		return nil, fmt.Errorf("start workspace %s: %w", rec.ID, err)
 	}
+	m.afterBoot(ctx, rec, st) // published ports and services (services.go)
 	return st, nil
 }
 

@@ -28,6 +28,11 @@ from .types import (
     DiffResult,
     ExecResult,
     ExportResult,
+    PublishedPort,
+    Service,
+    ServiceLogs,
+    ServiceStartResult,
+    ServiceWait,
     Shell,
     ShellOutput,
     SyncResult,
@@ -355,10 +360,16 @@ class Client:
         memory_mib: Optional[int] = None,
         disk_size: Optional[str] = None,
         seed: Optional[str] = None,
+        publish: Optional[Iterable[str]] = None,
+        allow_non_loopback: bool = False,
     ) -> "Workspace":
-        """Creates a workspace (seeded from a host directory or archive) and boots it."""
+        """Creates a workspace (seeded from a host directory or archive) and boots it.
+
+        ``publish`` lists ports to publish, each ``[HOST_ADDR:]HOST_PORT:GUEST_PORT``.
+        """
         body = _clean({"name": name, "image": image, "backend": backend, "cpus": cpus,
-                       "memory_mib": memory_mib, "disk_size": disk_size, "seed": _abs(seed)})
+                       "memory_mib": memory_mib, "disk_size": disk_size, "seed": _abs(seed),
+                       "publish": list(publish) if publish else None, "allow_non_loopback": allow_non_loopback or None})
         info = WorkspaceInfo.from_dict(self._call("POST", "/v1/workspaces", body=body))
         return Workspace(self, info.id, info)
 
@@ -573,3 +584,105 @@ class Workspace:
         body = _clean({"name": name, "from_snapshot": from_snapshot, "count": count, "rebaseline": rebaseline or None})
         res = self.client._call("POST", self._p("fork"), body=body)
         return [Workspace(self.client, d["id"], WorkspaceInfo.from_dict(d)) for d in res["workspaces"]]
+
+
+    def service_start(
+        self,
+        service: str,
+        command: Sequence[str],
+        *,
+        cwd: Optional[str] = None,
+        env: Env = None,
+        ready: Optional[Iterable[str]] = None,
+        restart: Optional[str] = None,
+        start_limit_burst: Optional[int] = None,
+        start_limit_interval_ms: Optional[int] = None,
+        wait: bool = False,
+        wait_timeout_ms: Optional[int] = None,
+        publish: Optional[Iterable[str]] = None,
+        allow_non_loopback: bool = False,
+    ) -> ServiceStartResult:
+        """Defines and starts a service (``command`` is an argv list).
+
+        ``ready`` lists readiness probes (port:N, http:PORT/PATH, log:REGEX,
+        file:PATH, cmd:COMMAND, notify). With ``wait=True`` the result's
+        ``wait.result`` is ready, exited, stopped or timed_out; only ready is
+        success.
+        """
+        body = _clean({"service": service, "argv": [os.fspath(a) for a in command], "cwd": cwd, "env": _env_list(env),
+                       "ready": list(ready) if ready else None, "restart": restart,
+                       "start_limit_burst": start_limit_burst, "start_limit_interval_ms": start_limit_interval_ms, "wait": wait or None,
+                       "wait_timeout_ms": wait_timeout_ms, "publish": list(publish) if publish else None,
+                       "allow_non_loopback": allow_non_loopback or None})
+        return ServiceStartResult.from_dict(self.client._call("POST", self._p("services"), body=body))
+
+    def service_list(self) -> List[Service]:
+        """Lists the workspace's services."""
+        return [Service.from_dict(d) for d in self.client._call("GET", self._p("services"))["services"]]
+
+    def service_show(self, service: str) -> Service:
+        """One service: state, pid, restarts, probe results, last exit."""
+        return Service.from_dict(self.client._call("GET", self._p("services", service)))
+
+    def service_logs(self, service: str, tail: Optional[int] = None, follow: bool = False,
+                     on_output: Optional[OutputCallback] = None) -> ServiceLogs:
+        """A service's kept output, or its last ``tail`` lines.
+
+        With ``on_output`` the output is streamed to it (``on_output("stdout",
+        data)``) as it comes; ``follow=True`` (which needs ``on_output``)
+        keeps streaming until the service ends.
+        """
+        q = {"tail": tail, "follow": True if follow else None}
+        if on_output is None:
+            if follow:
+                raise InvalidArgumentError("service_logs: follow=True needs on_output to stream to")
+            return ServiceLogs.from_dict(self.client._call("GET", self._p("services", service, "logs"), query=q))
+        q["stream"] = True
+        conn, resp = self.client._send("GET", self._p("services", service, "logs"), q, None, NDJSON)
+        try:
+            if not (resp.getheader("Content-Type") or "").startswith(NDJSON):
+                return ServiceLogs.from_dict(json.loads(resp.read()))
+            for line in resp:
+                if not line.strip():
+                    continue
+                msg = json.loads(line)
+                if "result" in msg:
+                    return ServiceLogs.from_dict(msg["result"])
+                if "error" in msg:
+                    raise error_from_body(msg, 200)
+                on_output(msg.get("stream", "stdout"), base64.b64decode(msg.get("data", "")))
+        except (OSError, http.client.HTTPException, ValueError) as e:
+            raise UnavailableError("hearth serve at %s: logs stream broke: %s" % (self.client._where(), e)) from e
+        finally:
+            conn.close()
+        raise UnavailableError("hearth serve at %s: logs stream ended without a result" % self.client._where())
+
+    def service_stop(self, service: str, signal: Optional[str] = None, timeout_ms: Optional[int] = None) -> Service:
+        """Stops a service (signal, default TERM; SIGKILL after timeout_ms); it stays stopped."""
+        body = _clean({"signal": signal, "timeout_ms": timeout_ms})
+        return Service.from_dict(self.client._call("POST", self._p("services", service, "stop"), body=body))
+
+    def service_restart(self, service: str) -> Service:
+        """Stops a service if it runs and starts it again."""
+        return Service.from_dict(self.client._call("POST", self._p("services", service, "restart"), body={}))
+
+    def service_remove(self, service: str) -> Service:
+        """Stops a service and deletes its definition."""
+        return Service.from_dict(self.client._call("DELETE", self._p("services", service)))
+
+    def service_wait(self, service: str, timeout_ms: Optional[int] = None) -> ServiceWait:
+        """Waits for a service to be ready or to end; only result "ready" is success."""
+        return ServiceWait.from_dict(self.client._call("POST", self._p("services", service, "wait"), body=_clean({"timeout_ms": timeout_ms})))
+
+    def port_publish(self, port: str, allow_non_loopback: bool = False) -> PublishedPort:
+        """Publishes ``[HOST_ADDR:]HOST_PORT:GUEST_PORT`` on the host."""
+        body = _clean({"port": port, "allow_non_loopback": allow_non_loopback or None})
+        return PublishedPort.from_dict(self.client._call("POST", self._p("ports"), body=body))
+
+    def port_list(self) -> List[PublishedPort]:
+        """Lists the published ports."""
+        return [PublishedPort.from_dict(d) for d in self.client._call("GET", self._p("ports"))["ports"]]
+
+    def port_unpublish(self, port: str) -> PublishedPort:
+        """Stops publishing a host port (``[HOST_ADDR:]HOST_PORT``)."""
+        return PublishedPort.from_dict(self.client._call("DELETE", self._p("ports", port)))

@@ -21,6 +21,13 @@ __all__ = [
     "SyncResult",
     "Shell",
     "ShellOutput",
+    "Service",
+    "ServiceProbe",
+    "ServiceExit",
+    "ServiceWait",
+    "ServiceStartResult",
+    "ServiceLogs",
+    "PublishedPort",
 ]
 
 T = TypeVar("T")
@@ -295,4 +302,138 @@ class ShellOutput:
         r = _decode(cls, d)
         r.raw = _bytes(r.output, r.encoding)
         r.output = r.raw.decode("utf-8", "replace")
+        return r
+
+
+@dataclass
+class ServiceProbe:
+    """A readiness probe's latest result."""
+
+    probe: str = ""
+    ok: bool = False
+    passing: bool = False
+    failures: int = 0
+    checks: int = 0
+    checked_at: Optional[str] = None
+    detail: str = ""
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "ServiceProbe":
+        return _decode(cls, d)
+
+
+@dataclass
+class ServiceExit:
+    """How a service's process ended: exit code or signal, and the tail of its output."""
+
+    exit_code: int = 0
+    signal: str = ""
+    at: str = ""
+    tail: str = ""
+    message: str = ""
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "ServiceExit":
+        return _decode(cls, d)
+
+
+@dataclass
+class Service:
+    """A named long-running process supervised in the guest (docs/services.md)."""
+
+    name: str = ""
+    state: str = ""
+    pid: int = 0
+    restarts: int = 0
+    started_at: Optional[str] = None
+    ready_at: Optional[str] = None
+    next_start_at: Optional[str] = None
+    probes: List[ServiceProbe] = field(default_factory=list)
+    last_exit: Optional[ServiceExit] = None
+    message: str = ""
+    argv: List[str] = field(default_factory=list)
+    cwd: str = ""
+    env: List[str] = field(default_factory=list)
+    ready: List[str] = field(default_factory=list)
+    restart: str = ""
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "Service":
+        s = _decode(cls, d)
+        s.probes = [ServiceProbe.from_dict(p) for p in (d.get("probes") or [])]
+        s.last_exit = ServiceExit.from_dict(d["last_exit"]) if d.get("last_exit") else None
+        s.argv, s.env, s.ready = s.argv or [], s.env or [], s.ready or []
+        return s
+
+
+@dataclass
+class ServiceWait:
+    """The outcome of waiting for a service: ``result`` is ready, exited,
+    stopped or timed_out; only ready is success (see ``ok``)."""
+
+    result: str = ""
+    service: Service = field(default_factory=Service)
+    exit_code: Optional[int] = None
+    signal: str = ""
+    tail: str = ""
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "ServiceWait":
+        w = _decode(cls, d)
+        w.service = Service.from_dict(d.get("service") or {})
+        return w
+
+    @property
+    def ok(self) -> bool:
+        return self.result == "ready"
+
+
+@dataclass
+class PublishedPort:
+    """A host port forwarded to a guest port."""
+
+    host_addr: str = ""
+    host_port: int = 0
+    guest_port: int = 0
+    active: bool = False
+    error: str = ""
+    connections: int = 0
+    open: int = 0
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "PublishedPort":
+        return _decode(cls, d)
+
+
+@dataclass
+class ServiceStartResult:
+    """What starting a service returns; ``wait`` is set when it waited."""
+
+    service: Service = field(default_factory=Service)
+    wait: Optional[ServiceWait] = None
+    ports: List[PublishedPort] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "ServiceStartResult":
+        return cls(service=Service.from_dict(d.get("service") or {}),
+                   wait=ServiceWait.from_dict(d["wait"]) if d.get("wait") else None,
+                   ports=[PublishedPort.from_dict(p) for p in (d.get("ports") or [])])
+
+
+@dataclass
+class ServiceLogs:
+    """A service's output (``output_raw`` holds the exact bytes)."""
+
+    service: str = ""
+    output: str = ""
+    encoding: str = ""
+    truncated: bool = False
+    streamed: bool = False
+    output_raw: bytes = b""
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "ServiceLogs":
+        r = _decode(cls, d)
+        r.output_raw = _bytes(r.output, r.encoding)
+        r.output = r.output_raw.decode("utf-8", "replace")
         return r
