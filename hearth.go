@@ -284,10 +284,16 @@ func (w *Workspace) Start(ctx context.Context) (*WorkspaceInfo, error) {
 	return w.keep(invoke[WorkspaceInfo](ctx, w.c, "workspace_start", &r, Streams{}))
 }
 
-// Stop shuts the workspace down cleanly (no-op when stopped).
+// Stop shuts the workspace down cleanly (no-op when stopped). It waits
+// for calls in flight (at most 30 s) and then refuses naming them; see
+// StopForce.
 func (w *Workspace) Stop(ctx context.Context) (*WorkspaceInfo, error) {
-	r := w.req()
-	return w.keep(invoke[WorkspaceInfo](ctx, w.c, "workspace_stop", &r, Streams{}))
+	return w.keep(invoke[WorkspaceInfo](ctx, w.c, "workspace_stop", &api.StopRequest{Workspace: w.ref}, Streams{}))
+}
+
+// StopForce stops the workspace even while calls are in flight (they fail).
+func (w *Workspace) StopForce(ctx context.Context) (*WorkspaceInfo, error) {
+	return w.keep(invoke[WorkspaceInfo](ctx, w.c, "workspace_stop", &api.StopRequest{Workspace: w.ref, Force: true}, Streams{}))
 }
 
 // Delete removes the workspace and all its files; a running one only with

@@ -73,6 +73,15 @@ type WorkspaceRequest struct {
 	Workspace string `json:"workspace" path:"true" cli:"arg"`
 }
 
+// StopRequest is the request of `workspace_stop`.
+type StopRequest struct {
+	Workspace string `json:"workspace" path:"true" cli:"arg"`
+	// Force stops the VM even while calls (exec, export, …) are in flight;
+	// they fail. Without it a stop waits for them (at most 30 s), then
+	// refuses naming them.
+	Force bool `json:"force,omitempty"`
+}
+
 // DeleteRequest is the request of `workspace_delete`.
 type DeleteRequest struct {
 	Workspace string `json:"workspace" path:"true" cli:"arg"`

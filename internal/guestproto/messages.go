@@ -41,6 +41,8 @@ type Request struct {
 	// Service and Port: see services.go.
 	Service *ServiceRequest `json:"service,omitempty"`
 	Port    *PortRequest    `json:"port,omitempty"`
+	// Freeze is the request of OpFreeze (see freeze.go).
+	Freeze *FreezeRequest `json:"freeze,omitempty"`
 }
 
 // Response is the last frame on every stream. Error is set when the
@@ -58,6 +60,7 @@ type Response struct {
 	Service     *ServiceInfo       `json:"service,omitempty"`
 	Services    []ServiceInfo      `json:"services,omitempty"`
 	ServiceWait *ServiceWaitResult `json:"service_wait,omitempty"`
+	Freeze      *FreezeResult      `json:"freeze,omitempty"`
 }
 
 // Control is a FrameJSON the host sends while an operation runs.

@@ -77,6 +77,8 @@ func TestRoutesMatchOps(t *testing.T) {
 				body = `{"service":"web","argv":["true"]}`
 			case "port_publish":
 				body = `{"port":"8080:80"}`
+			case "snapshot_create", "workspace_fork":
+				body = `{"name":"n1"}`
 			}
 			code, b := do(t, srv, o.Method, path, body)
 			if code != http.StatusOK {

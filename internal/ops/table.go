@@ -94,9 +94,10 @@ var All = []Op{
 		Name: "workspace_stop", Summary: "Shut a workspace down cleanly",
 		Guide: "Its disk persists: boot it again with workspace_start. No-op when stopped.",
 		CLI:   "workspace stop", Go: "Workspace.Stop", Python: "Workspace.stop", Method: "POST", Path: "/v1/workspaces/{workspace}/stop",
-		Request: api.WorkspaceRequest{}, Result: api.Workspace{}, Idempotent: true,
-		local: bind(func(ctx context.Context, m *m, r api.WorkspaceRequest, _ IO) (*api.Workspace, error) {
-			return m.Stop(ctx, r.Workspace)
+		Request: api.StopRequest{}, Result: api.Workspace{}, Idempotent: true,
+		ArgsDoc: map[string]string{"force": "Stop even while calls (exec, export, …) are in flight: they fail. Without it the stop waits for them at most 30 s, then refuses naming them."},
+		local: bind(func(ctx context.Context, m *m, r api.StopRequest, _ IO) (*api.Workspace, error) {
+			return m.StopWith(ctx, r.Workspace, workspace.StopOptions{Force: r.Force})
 		}),
 	},
 	{

@@ -350,6 +350,10 @@ func (m *Manager) Create(ctx context.Context, opts CreateOptions) (_ *api.Worksp
 	if err := m.recordBaseline(ctx, rec); err != nil {
 		return nil, fmt.Errorf("record baseline: %w", err)
 	}
+	// The disk as it is now is what a reset to "baseline" goes back to.
+	if _, err := m.takeSnapshot(ctx, rec, api.BaselineSnapshot); err != nil {
+		return nil, fmt.Errorf("record the baseline snapshot: %w", err)
+	}
 	rec.Ready = true
 	if err := m.writeRecord(rec); err != nil {
 		return nil, err

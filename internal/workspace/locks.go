@@ -6,8 +6,10 @@ package workspace
 // across every hearth process (CLI calls, servers, SDK users):
 //
 //	lock        the lifecycle lock. create (from its first record until the
-//	            workspace is ready: boot, seed, baseline), start, stop and
-//	            delete hold it exclusively, so they never overlap.
+//	            workspace is ready: boot, seed, baseline), start, stop,
+//	            delete, snapshot, reset and fork hold it exclusively, so they
+//	            never overlap. (A snapshot does not drain calls: commands
+//	            keep running while it copies the frozen disk.)
 //	calls.lock  held shared by each call that uses the running VM (exec,
 //	            sync push, export, diff, shell calls) for the whole call,
 //	            and exclusively by a lifecycle operation before it changes

@@ -14,6 +14,7 @@
 //	vmlinux          hard link to the image's kernel
 //	disk.ext4        the writable disk: root fs changes (overlay) and /workspace
 //	baseline/        the immutable create-time baseline of /workspace
+//	snapshots/       named disk snapshots, "baseline" among them (snapshots.go)
 //	logs/            the command log and each command's output
 //	run/             sockets, console log and status of the running VM
 package workspace
@@ -147,6 +148,8 @@ type record struct {
 	KernelVersion string    `json:"kernel_version,omitempty"`
 	// Ready is false until create finished (seeded, baseline recorded).
 	Ready bool `json:"ready"`
+	// Parent is where the disk last came from (see api.Workspace.Parent).
+	Parent string `json:"parent,omitempty"`
 }
 
 func (m *Manager) wsRoot() string              { return home.Workspaces(m.root) }
@@ -276,8 +279,9 @@ func (m *Manager) info(r *record) *api.Workspace {
 	w := &api.Workspace{
 		ID: r.ID, Name: r.Name, Image: r.Image, Backend: r.Backend, CreatedAt: r.CreatedAt,
 		CPUs: r.CPUs, MemoryMiB: r.MemoryMiB, DiskSizeBytes: r.DiskSizeBytes, Seed: r.Seed,
-		ConsoleLog: filepath.Join(m.runDir(r.ID), "console.log"),
+		ConsoleLog: filepath.Join(m.runDir(r.ID), "console.log"), Parent: r.Parent,
 	}
+	w.Snapshots, w.SnapshotBytes = m.snapshotUsage(r.ID)
 	vs := m.vmState(r.ID)
 	w.State, w.LastExit, w.Error = vs.state, vs.lastExit, vs.err
 	if vs.state == api.StateRunning {

@@ -424,9 +424,11 @@ class Workspace:
         """Boots a stopped workspace (no-op when running)."""
         return self._keep(self.client._call("POST", self._p("start")))
 
-    def stop(self) -> WorkspaceInfo:
-        """Shuts the workspace down cleanly (no-op when stopped)."""
-        return self._keep(self.client._call("POST", self._p("stop")))
+    def stop(self, force: bool = False) -> WorkspaceInfo:
+        """Shuts the workspace down cleanly (no-op when stopped). It waits for
+        calls in flight (at most 30 s), then refuses naming them; ``force``
+        stops it anyway (they fail)."""
+        return self._keep(self.client._call("POST", self._p("stop"), body={"force": True} if force else None))
 
     def delete(self, force: bool = False) -> WorkspaceInfo:
         """Deletes the workspace and all its files; a running one only with force."""
@@ -556,7 +558,32 @@ class Workspace:
         """Lists the workspace's shell sessions."""
         return [Shell.from_dict(d) for d in self.client._call("GET", self._p("shells"))["shells"]]
 
+    def snapshot_create(self, name: str) -> Dict[str, Any]:
+        """Take a disk snapshot called ``name`` (running or stopped; commands keep running)."""
+        return self.client._call("POST", self._p("snapshots"), body={"name": name})
 
+    def snapshot_list(self) -> Dict[str, Any]:
+        """The workspace's snapshots (``snapshots``) and the bytes they take (``total_bytes``)."""
+        return self.client._call("GET", self._p("snapshots"))
+
+    def snapshot_show(self, name: str) -> Dict[str, Any]:
+        """One snapshot's metadata."""
+        return self.client._call("GET", self._p("snapshots", name))
+
+    def snapshot_remove(self, name: str) -> Dict[str, Any]:
+        """Remove a snapshot (not the baseline)."""
+        return self.client._call("DELETE", self._p("snapshots", name))
+
+    def reset(self, to: Optional[str] = None, force: bool = False) -> WorkspaceInfo:
+        """Put the whole disk back to snapshot ``to`` (default "baseline"); ``force`` ends running commands."""
+        return self._keep(self.client._call("POST", self._p("reset"), body=_clean({"to": to, "force": force or None})))
+
+    def fork(self, name: str, from_snapshot: Optional[str] = None, count: Optional[int] = None,
+             rebaseline: bool = False) -> List["Workspace"]:
+        """New workspaces from snapshot ``from_snapshot`` (or the disk now), booted; ``name`` or ``name-1`` … with ``count``."""
+        body = _clean({"name": name, "from_snapshot": from_snapshot, "count": count, "rebaseline": rebaseline or None})
+        res = self.client._call("POST", self._p("fork"), body=body)
+        return [Workspace(self.client, d["id"], WorkspaceInfo.from_dict(d)) for d in res["workspaces"]]
 
     def service_start(
         self,

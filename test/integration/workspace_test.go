@@ -227,7 +227,7 @@ func TestWorkspaceCLI(t *testing.T) {
 		{[]string{"workspace", "create", "--name", "Bad Name!"}, "workspace name", 2},
 		{[]string{"workspace", "create", "--memory", "1"}, "at least 128", 2},
 		{[]string{"workspace", "create", "--disk-size", "lots"}, "disk-size", 2},
-		{[]string{"workspace", "delete", name}, "--force", 4},
+		{[]string{"workspace", "delete", name}, "with force", 4},
 		{[]string{"workspace", "exec", name}, "--", 2},
 		{[]string{"workspace", "exec", name, "--env", "NOEQUALS", "--", "true"}, "KEY=VALUE", 2},
 	}
