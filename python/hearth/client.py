@@ -585,7 +585,6 @@ class Workspace:
         res = self.client._call("POST", self._p("fork"), body=body)
         return [Workspace(self.client, d["id"], WorkspaceInfo.from_dict(d)) for d in res["workspaces"]]
 
-
     def service_start(
         self,
         service: str,
