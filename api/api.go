@@ -46,6 +46,8 @@ type Workspace struct {
 	Error string `json:"error,omitempty"`
 	// ConsoleLog is the path of the VM's serial console log.
 	ConsoleLog string `json:"console_log,omitempty"`
+	// Disks are the named data disks attached to it.
+	Disks []Attachment `json:"disks,omitempty"`
 }
 
 // Exit reasons of a command.

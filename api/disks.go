@@ -139,9 +139,9 @@ type DiskCreateRequest struct {
 	Name string `json:"name" cli:"arg"`
 	// Size is like "8G" or "512M".
 	Size string `json:"size,omitempty" default:"1G" format:"size"`
-	// From is a host directory or archive (.tar, .tar.gz, .tgz, .zip) to
-	// fill the disk from, validated like a seed.
-	From string `json:"from,omitempty" host:"read"`
+	// Source is a host directory or archive (.tar, .tar.gz, .tgz, .zip) to
+	// fill the disk from, validated like a seed (the CLI's --from).
+	Source string `json:"source,omitempty" cli:"from" host:"read"`
 }
 
 // DiskRequest names a disk.

@@ -58,6 +58,8 @@ type CreateRequest struct {
 	// Seed is a host path (directory or .tar/.tar.gz/.tgz/.zip) on the
 	// machine hearth runs on.
 	Seed string `json:"seed,omitempty" host:"read"`
+	// Disks are named data disks to attach: "NAME:/mnt/PATH[:ro]".
+	Disks []string `json:"disks,omitempty" cli:"disk"`
 }
 
 // ListRequest is the request of `workspace_list`.

@@ -65,6 +65,13 @@ func (g *globals) printWorkspace(w *api.Workspace) error {
 	if w.Seed != "" {
 		fmt.Fprintf(tw, "seed:\t%s\n", w.Seed)
 	}
+	for _, d := range w.Disks {
+		mode := "rw"
+		if d.ReadOnly {
+			mode = "ro"
+		}
+		fmt.Fprintf(tw, "data disk:\t%s at %s (%s)\n", d.Disk, d.Path, mode)
+	}
 	fmt.Fprintf(tw, "console:\t%s\n", w.ConsoleLog)
 	return tw.Flush()
 }
@@ -72,6 +79,7 @@ func (g *globals) printWorkspace(w *api.Workspace) error {
 func newWSCreate(g *globals) *cobra.Command {
 	var o hearth.CreateOptions
 	var disk string
+	var disks []string
 	cmd := &cobra.Command{
 		Use:   "create [flags]",
 		Short: "Create a workspace and boot it",
@@ -90,6 +98,13 @@ that 'hearth workspace diff' compares against.`,
 			var err error
 			if o.DiskSize, err = parseSize(disk); err != nil {
 				return fmt.Errorf("--disk-size: %w", err)
+			}
+			for _, s := range disks {
+				d, err := hearth.ParseDiskSpec(s)
+				if err != nil {
+					return fmt.Errorf("--disk: %w", err)
+				}
+				o.Disks = append(o.Disks, d)
 			}
 			c, err := g.client()
 			if err != nil {
@@ -113,6 +128,7 @@ that 'hearth workspace diff' compares against.`,
 	f.IntVar(&o.MemoryMiB, "memory", 1024, "memory in MiB (at least 128)")
 	f.StringVar(&disk, "disk-size", "8G", "size of the writable disk (sparse), e.g. 8G, 512M")
 	f.StringVar(&o.Seed, "seed", "", "host directory or archive to copy into /workspace")
+	f.StringArrayVar(&disks, "disk", nil, "attach a named data disk: NAME:/mnt/PATH or NAME:/mnt/PATH:ro (repeatable)")
 	return cmd
 }
 

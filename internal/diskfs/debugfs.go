@@ -352,3 +352,17 @@ func (im *Image) Readlink(ctx context.Context, ino uint64) (string, error) {
 	}
 	return b.String(), nil
 }
+
+// UUID returns the file system UUID of an ext4 image (32 hex digits).
+func UUID(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	var sb [1024]byte
+	if _, err := f.ReadAt(sb[:], 1024); err != nil || binary.LittleEndian.Uint16(sb[56:58]) != 0xEF53 {
+		return "", fmt.Errorf("%s is not an ext4 file system: %w", path, errdefs.ErrInvalidArgument)
+	}
+	return fmt.Sprintf("%x", sb[104:120]), nil
+}

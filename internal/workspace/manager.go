@@ -147,6 +147,8 @@ type record struct {
 	KernelVersion string    `json:"kernel_version,omitempty"`
 	// Ready is false until create finished (seeded, baseline recorded).
 	Ready bool `json:"ready"`
+	// Disks are the attached named data disks (see disks.go).
+	Disks []wsDisk `json:"disks,omitempty"`
 }
 
 func (m *Manager) wsRoot() string              { return home.Workspaces(m.root) }
@@ -277,6 +279,7 @@ func (m *Manager) info(r *record) *api.Workspace {
 		ID: r.ID, Name: r.Name, Image: r.Image, Backend: r.Backend, CreatedAt: r.CreatedAt,
 		CPUs: r.CPUs, MemoryMiB: r.MemoryMiB, DiskSizeBytes: r.DiskSizeBytes, Seed: r.Seed,
 		ConsoleLog: filepath.Join(m.runDir(r.ID), "console.log"),
+		Disks:      attachments(r),
 	}
 	vs := m.vmState(r.ID)
 	w.State, w.LastExit, w.Error = vs.state, vs.lastExit, vs.err
