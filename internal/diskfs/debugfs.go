@@ -37,8 +37,10 @@ const RootIno = 2
 // Image is an ext4 image file read through debugfs.
 type Image struct {
 	Path string
-	// needsRecovery is set by Check when the journal was not replayed.
+	// needsRecovery is set by Open when the journal was not replayed.
 	needsRecovery bool
+	// inodes reads inode records natively (nil: through debugfs).
+	inodes *inodeTable
 }
 
 // Dirent is one directory entry as debugfs lists it.
@@ -97,7 +99,11 @@ func Open(path string) (*Image, error) {
 		return nil, fmt.Errorf("%s is not an ext4 file system (no ext2/3/4 superblock magic): %w", path, errdefs.ErrInvalidArgument)
 	}
 	incompat := binary.LittleEndian.Uint32(sb[96:100])
-	return &Image{Path: path, needsRecovery: incompat&0x4 != 0}, nil
+	im := &Image{Path: path, needsRecovery: incompat&0x4 != 0}
+	if t, err := openInodeTable(path); err == nil {
+		im.inodes = t
+	}
+	return im, nil
 }
 
 // NeedsRecovery reports whether the image's journal holds writes not yet
@@ -195,8 +201,8 @@ func parseLsP(b []byte) ([]Dirent, error) {
 			f[i] = string(b[:j])
 			b = b[j+1:]
 		}
-		if f[4] == "." || f[4] == ".." {
-			continue
+		if f[4] == "." || f[4] == ".." || f[0] == "0" {
+			continue // an unused slot (a directory's empty blocks)
 		}
 		ino, err1 := strconv.ParseUint(f[0], 10, 64)
 		mode, err2 := strconv.ParseUint(f[1], 8, 32)
@@ -218,8 +224,20 @@ func trunc(b []byte) string {
 	return string(b)
 }
 
-// Stat returns the inodes inos, in one debugfs run.
+// Stat returns the inodes inos.
 func (im *Image) Stat(ctx context.Context, inos []uint64) (map[uint64]*Inode, error) {
+	if im.inodes == nil {
+		return im.statDebugfs(ctx, inos)
+	}
+	st, err := im.inodes.stat(inos)
+	if err != nil {
+		return nil, fmt.Errorf("disk image %s is corrupted or not a readable ext4 file system (%v): check it with `hearth disk check`, or e2fsck: %w", im.Path, err, errdefs.ErrFailedPrecondition)
+	}
+	return st, nil
+}
+
+// statDebugfs returns the inodes inos, in one debugfs run.
+func (im *Image) statDebugfs(ctx context.Context, inos []uint64) (map[uint64]*Inode, error) {
 	out := map[uint64]*Inode{}
 	if len(inos) == 0 {
 		return out, nil

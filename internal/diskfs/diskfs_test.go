@@ -240,3 +240,93 @@ func TestBigCatChecksum(t *testing.T) {
 		t.Error("checksum differs")
 	}
 }
+
+// TestNativeStatMatchesDebugfs: the native inode reader and debugfs agree
+// on every inode of an image with files, symlinks (fast and slow),
+// devices, whiteouts and xattrs.
+func TestNativeStatMatchesDebugfs(t *testing.T) {
+	ctx := context.Background()
+	img := mkimage(t, map[string]string{
+		"a.txt": "alpha", "dir/b": "beta", "fast": "->a.txt", "slow": "->" + strings.Repeat("s", 100),
+		"big": strings.Repeat("x", 70000),
+	}, "cd /dir", "mknod wh c 0 0", "mknod tty c 4 1", "mknod big-dev c 300 70000",
+		"ea_set /dir trusted.overlay.opaque y", "ea_set /a.txt user.note hello",
+		"set_inode_field /a.txt mtime 20240102030405", "set_inode_field /a.txt uid 70000")
+	im, err := Open(img)
+	if err != nil || im.inodes == nil {
+		t.Fatalf("Open: %v (native reader %v)", err, im.inodes != nil)
+	}
+	var inos []uint64
+	for _, dir := range []uint64{RootIno} {
+		ents, err := im.ReadDir(ctx, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range ents {
+			inos = append(inos, e.Ino)
+			if e.Name == "dir" {
+				sub, _ := im.ReadDir(ctx, e.Ino)
+				for _, s := range sub {
+					inos = append(inos, s.Ino)
+				}
+			}
+		}
+	}
+	inos = append(inos, RootIno)
+	native, err := im.Stat(ctx, inos)
+	if err != nil {
+		t.Fatal(err)
+	}
+	viaDebugfs, err := im.statDebugfs(ctx, inos)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, in := range native {
+		if in.Xattrs["trusted.overlay.opaque"] == "y" {
+			seen["opaque"] = true
+		}
+		if in.Xattrs["user.note"] == "hello" && in.UID == 70000 && in.Mtime.Year() == 2024 {
+			seen["a.txt"] = true
+		}
+		if in.RdevMaj == 4 && in.RdevMin == 1 {
+			seen["dev"] = true
+		}
+		if in.HasFastLink && in.FastLink == "a.txt" {
+			seen["fast"] = true
+		}
+	}
+	if len(seen) != 4 {
+		t.Errorf("native reader found only %v of opaque, a.txt, dev, fast", seen)
+	}
+	for _, n := range inos {
+		a, b := native[n], viaDebugfs[n]
+		if a == nil || b == nil {
+			t.Fatalf("inode %d: native %v debugfs %v", n, a, b)
+		}
+		if a.Mode != b.Mode || a.UID != b.UID || a.GID != b.GID || a.Size != b.Size || !a.Mtime.Equal(b.Mtime) ||
+			a.RdevMaj != b.RdevMaj || a.RdevMin != b.RdevMin || a.HasFastLink != b.HasFastLink || a.FastLink != b.FastLink {
+			t.Errorf("inode %d:\n native  %+v\n debugfs %+v", n, *a, *b)
+		}
+		for k, v := range b.Xattrs {
+			if a.Xattrs[k] != v {
+				t.Errorf("inode %d xattr %s: native %q, debugfs %q", n, k, a.Xattrs[k], v)
+			}
+		}
+	}
+}
+
+func TestParseLsP(t *testing.T) {
+	in := "/2/040755/0/0/.//\n/2/040755/0/0/..//\n/0/000000/0/0//0/\n/12/100644/1000/100/odd\nname with space/6/\n/13/120777/0/0/l/5/\n\n"
+	got, err := parseLsP([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Dirent{{Name: "odd\nname with space", Ino: 12, Mode: 0o100644, UID: 1000, GID: 100, Size: 6}, {Name: "l", Ino: 13, Mode: 0o120777, Size: 5}}
+	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("parseLsP = %+v", got)
+	}
+	if _, err := parseLsP([]byte("garbage")); err == nil {
+		t.Error("garbage parsed")
+	}
+}
