@@ -10,6 +10,12 @@
 // journal still needs recovery (its VM was killed, not stopped) may hence
 // miss the last writes; Image.NeedsRecovery says so.
 //
+// The merge follows overlayfs as hearth's guest kernel builds it: without
+// redirect_dir, index or metacopy (internal/image/kernel.config leaves them
+// off), so a directory renamed in the guest is a copy in the upper layer
+// and a copied-up file holds its whole data. A kernel that turns those on
+// needs this package to follow trusted.overlay.redirect and metacopy.
+//
 // Inodes are addressed by number (debugfs's <N> syntax) once a path has
 // been resolved, so names are never quoted into debugfs commands.
 package diskfs
