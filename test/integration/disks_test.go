@@ -98,6 +98,14 @@ sync`)
 			t.Errorf("running files ls %s:\n%s\nguest shows:\n%s", d, got, want[d])
 		}
 	}
+	cats := map[string]string{"/etc/motd": "changed\n", "/workspace/o.txt": "offline-ok\n", "/workspace/l": "offline-ok\n",
+		"/workspace/abs": "changed\n", "o.txt": "offline-ok\n", "/etc/apt/apt.conf.d/only": "only\n"}
+	for p, body := range cats {
+		var b bytes.Buffer
+		if _, err := ws.FilesCat(ctx, p, 0, 0, &b); err != nil || b.String() != body {
+			t.Errorf("running files cat %s = %q, %v; want %q", p, b.String(), err, body)
+		}
+	}
 	if _, err := ws.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -111,8 +119,7 @@ sync`)
 			t.Errorf("stopped files ls %s:\n%s\nguest showed:\n%s", d, got, want[d])
 		}
 	}
-	for p, body := range map[string]string{"/etc/motd": "changed\n", "/workspace/o.txt": "offline-ok\n", "/workspace/l": "offline-ok\n",
-		"/workspace/abs": "changed\n", "o.txt": "offline-ok\n", "/etc/apt/apt.conf.d/only": "only\n"} {
+	for p, body := range cats {
 		var b bytes.Buffer
 		if _, err := ws.FilesCat(ctx, p, 0, 0, &b); err != nil || b.String() != body {
 			t.Errorf("files cat %s = %q, %v; want %q", p, b.String(), err, body)
