@@ -525,8 +525,8 @@ func (m *Manager) DiskExport(ctx context.Context, name, hostDest string, archive
 	} else {
 		xr, err = archive.Extract(ctx, pr, dest, xo)
 	}
-	pr.CloseWithError(errors.New("export ended"))
-	if terr := <-errc; terr != nil {
+	pr.CloseWithError(errStopped)
+	if terr := <-errc; terr != nil && (err == nil || errors.Is(err, terr)) {
 		return nil, fmt.Errorf("export disk %s: %w", name, terr)
 	}
 	if err != nil {

@@ -177,6 +177,9 @@ func TestDiskLifecycleOffline(t *testing.T) {
 	if res, err := m.DiskFilesGet(ctx, "corpus", "/dir", dd, false); err != nil || res.Files != 1 {
 		t.Fatalf("get dir: %+v %v", res, err)
 	}
+	if _, err := m.DiskFilesGet(ctx, "corpus", "/dir", dd, false); err == nil || !strings.Contains(err.Error(), dd) || strings.Contains(err.Error(), "stopped reading") {
+		t.Errorf("get onto a non-empty directory: %v", err)
+	}
 	ed := filepath.Join(t.TempDir(), "exp")
 	if _, err := m.DiskExport(ctx, "corpus", ed, false, false); err != nil {
 		t.Fatal(err)

@@ -408,9 +408,9 @@ func filesGet(ctx context.Context, r fileReader, p, hostDest string, force bool)
 		errc <- err
 	}()
 	xr, err := archive.Extract(ctx, pr, dest, archive.ExtractOptions{Force: force})
-	pr.CloseWithError(errors.New("files get ended"))
+	pr.CloseWithError(errStopped)
 	terr := <-errc
-	if terr != nil {
+	if terr != nil && (err == nil || errors.Is(err, terr)) {
 		return nil, fmt.Errorf("files get %s: %w", p, terr)
 	}
 	if err != nil {
@@ -420,6 +420,9 @@ func filesGet(ctx context.Context, r fileReader, p, hostDest string, force bool)
 	res.Warnings = append(append(res.Warnings, warns...), xr.Warnings...)
 	return res, nil
 }
+
+// errStopped ends a reader whose writer is done with it.
+var errStopped = errors.New("the destination stopped reading")
 
 // writeNewFile writes a new host file at dest through fill, under
 // export's rules: dest must not exist, or be an empty file or directory,
