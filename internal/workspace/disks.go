@@ -581,13 +581,32 @@ func (p prefixReader) source() string { return p.r.source() }
 func (p prefixReader) at(q string) string {
 	return path.Join(p.prefix, q)
 }
+// inside resolves q in the guest and refuses a result outside the disk
+// (a symlink on the disk that points out of it).
+func (p prefixReader) inside(ctx context.Context, q string) (api.FileEntry, string, error) {
+	e, rp, err := p.r.stat(ctx, p.at(q))
+	if err != nil {
+		return e, rp, err
+	}
+	if rp != p.prefix && !strings.HasPrefix(rp, p.prefix+"/") {
+		return e, rp, errdefs.Arg("path", "%s leads out of the disk (a symlink on it points to %s in the guest)", q, rp)
+	}
+	return e, rp, nil
+}
 func (p prefixReader) list(ctx context.Context, q string) ([]api.FileEntry, error) {
+	if _, _, err := p.inside(ctx, q); err != nil {
+		return nil, err
+	}
 	return p.r.list(ctx, p.at(q))
 }
 func (p prefixReader) stat(ctx context.Context, q string) (api.FileEntry, string, error) {
-	return p.r.stat(ctx, p.at(q))
+	e, rp, err := p.inside(ctx, q)
+	return e, strings.TrimPrefix(rp, p.prefix), err
 }
 func (p prefixReader) cat(ctx context.Context, q string, off, n int64, w io.Writer) (int64, error) {
+	if _, _, err := p.inside(ctx, q); err != nil {
+		return 0, err
+	}
 	return p.r.cat(ctx, p.at(q), off, n, w)
 }
 func (p prefixReader) tar(ctx context.Context, q string, w io.Writer) ([]string, error) {

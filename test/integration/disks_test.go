@@ -209,13 +209,22 @@ func TestDataDisks(t *testing.T) {
 	if _, err := a.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if r := sh(t, a, "echo from-a > /mnt/d/new.txt && sync && cat /mnt/d/new.txt"); r.Stdout != "from-a\n" {
+	if r := sh(t, a, "echo from-a > /mnt/d/new.txt && ln -s /etc/hostname /mnt/d/esc && sync && cat /mnt/d/new.txt"); r.Stdout != "from-a\n" {
 		t.Fatalf("write in a: %+v", r)
 	}
-	// While a runs, the disk is read through a's agent.
+	// While a runs, the disk is read through a's agent, confined to it.
 	var out bytes.Buffer
 	if _, err := c.DiskFilesCat(ctx, name, "/new.txt", 0, 0, &out); err != nil || out.String() != "from-a\n" {
 		t.Errorf("disk files cat while attached to a running workspace: %q %v", out.String(), err)
+	}
+	got := filepath.Join(t.TempDir(), "new.txt")
+	if r, err := c.DiskFilesGet(ctx, name, "/new.txt", got, false); err != nil || r.Source != api.FilesFromGuest {
+		t.Errorf("disk files get while attached to a running workspace: %+v %v", r, err)
+	} else if b, _ := os.ReadFile(got); string(b) != "from-a\n" {
+		t.Errorf("disk files get wrote %q", b)
+	}
+	if _, err := c.DiskFilesCat(ctx, name, "/esc", 0, 0, io.Discard); !errors.Is(err, hearth.ErrInvalidArgument) {
+		t.Errorf("a symlink out of the disk, read through the guest: %v", err)
 	}
 	// Attachments survive stop and start.
 	a.Stop(ctx)
