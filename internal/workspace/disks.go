@@ -581,6 +581,7 @@ func (p prefixReader) source() string { return p.r.source() }
 func (p prefixReader) at(q string) string {
 	return path.Join(p.prefix, q)
 }
+
 // inside resolves q in the guest and refuses a result outside the disk
 // (a symlink on the disk that points out of it).
 func (p prefixReader) inside(ctx context.Context, q string) (api.FileEntry, string, error) {
