@@ -17,6 +17,9 @@ import (
 type (
 	// FileEntry is one entry of a files listing.
 	FileEntry = api.FileEntry
+	// FilesListResult is a directory listing: entries, where they were
+	// read from, and warnings.
+	FilesListResult = api.FilesListResult
 	// FilesGetResult says what a files get or disk export wrote.
 	FilesGetResult = api.FilesGetResult
 	// Disk is a named data disk.
@@ -37,12 +40,8 @@ func diskSpecs(l []DiskAttachOptions) []string {
 
 // FilesList lists a directory of the workspace (relative paths from
 // /workspace). A stopped workspace is read from its disks without booting.
-func (w *Workspace) FilesList(ctx context.Context, path string) ([]FileEntry, error) {
-	r, err := invoke[api.FilesListResult](ctx, w.c, "workspace_files_list", &api.FilesListRequest{Workspace: w.ref, Path: path}, Streams{})
-	if err != nil {
-		return nil, err
-	}
-	return r.Entries, nil
+func (w *Workspace) FilesList(ctx context.Context, path string) (*FilesListResult, error) {
+	return invoke[FilesListResult](ctx, w.c, "workspace_files_list", &api.FilesListRequest{Workspace: w.ref, Path: path}, Streams{})
 }
 
 // FilesCat writes a file of the workspace to out (symlinks followed): n
@@ -164,12 +163,8 @@ func (c *Client) CheckDisk(ctx context.Context, name string, repair bool) (*Disk
 }
 
 // DiskFilesList lists a directory of a data disk.
-func (c *Client) DiskFilesList(ctx context.Context, name, path string) ([]FileEntry, error) {
-	r, err := invoke[api.FilesListResult](ctx, c, "disk_files_list", &api.DiskFilesListRequest{Disk: name, Path: path}, Streams{})
-	if err != nil {
-		return nil, err
-	}
-	return r.Entries, nil
+func (c *Client) DiskFilesList(ctx context.Context, name, path string) (*FilesListResult, error) {
+	return invoke[FilesListResult](ctx, c, "disk_files_list", &api.DiskFilesListRequest{Disk: name, Path: path}, Streams{})
 }
 
 // DiskFilesCat writes n bytes (0: all) from off of a file of a data disk to out.

@@ -32,6 +32,9 @@ type FilesListResult struct {
 	Path    string      `json:"path"`
 	Source  string      `json:"source"`
 	Entries []FileEntry `json:"entries"`
+	// Warnings say when the view may be stale (a disk whose journal was
+	// not replayed: its VM was killed rather than stopped).
+	Warnings []string `json:"warnings"`
 }
 
 // FilesCatResult is the result of `workspace_files_cat` and
@@ -49,6 +52,8 @@ type FilesCatResult struct {
 	Offset     int64  `json:"offset"`
 	NextOffset int64  `json:"next_offset"`
 	Truncated  bool   `json:"truncated"`
+	// Warnings: as in FilesListResult.
+	Warnings []string `json:"warnings"`
 }
 
 // FilesGetResult is the result of `workspace_files_get` and

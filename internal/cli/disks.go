@@ -20,7 +20,7 @@ func init() {
 type filesTarget struct {
 	what    string // "WS" or "DISK"
 	pathDef string
-	list    func(c *hearth.Client, cmd *cobra.Command, ref, p string) ([]api.FileEntry, error)
+	list    func(c *hearth.Client, cmd *cobra.Command, ref, p string) (*api.FilesListResult, error)
 	cat     func(c *hearth.Client, cmd *cobra.Command, ref, p string, off, n int64, g *globals) error
 	get     func(c *hearth.Client, cmd *cobra.Command, ref, p, dest string, force bool) (*api.FilesGetResult, error)
 }
@@ -40,15 +40,18 @@ func newFilesCmd(g *globals, t filesTarget, long string) *cobra.Command {
 			if len(args) == 2 {
 				p = args[1]
 			}
-			es, err := t.list(c, cmd, args[0], p)
+			r, err := t.list(c, cmd, args[0], p)
 			if err != nil {
 				return err
 			}
 			if g.json {
-				return g.printJSON(map[string]any{"path": p, "entries": es})
+				return g.printJSON(r)
+			}
+			for _, w := range r.Warnings {
+				fmt.Fprintf(g.stderr, "hearth: warning: %s\n", w)
 			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 1, ' ', tabwriter.AlignRight)
-			for _, e := range es {
+			for _, e := range r.Entries {
 				name := e.Name
 				switch e.Type {
 				case "dir":
@@ -124,7 +127,7 @@ func typeChar(t string) string {
 func newWSFiles(g *globals) *cobra.Command {
 	return newFilesCmd(g, filesTarget{
 		what: "WS", pathDef: "/workspace",
-		list: func(c *hearth.Client, cmd *cobra.Command, ref, p string) ([]api.FileEntry, error) {
+		list: func(c *hearth.Client, cmd *cobra.Command, ref, p string) (*api.FilesListResult, error) {
 			return c.Workspace(ref).FilesList(cmd.Context(), p)
 		},
 		cat: func(c *hearth.Client, cmd *cobra.Command, ref, p string, off, n int64, g *globals) error {
@@ -363,7 +366,7 @@ archive (.tar, .tar.gz, .tgz, .zip), validated like a seed: an entry that leaves
 	check.Flags().BoolVar(&repair, "repair", false, "fix what is safe to fix (the disk must be detached)")
 	files := newFilesCmd(g, filesTarget{
 		what: "DISK", pathDef: "/",
-		list: func(c *hearth.Client, cmd *cobra.Command, ref, p string) ([]api.FileEntry, error) {
+		list: func(c *hearth.Client, cmd *cobra.Command, ref, p string) (*api.FilesListResult, error) {
 			return c.DiskFilesList(cmd.Context(), ref, p)
 		},
 		cat: func(c *hearth.Client, cmd *cobra.Command, ref, p string, off, n int64, g *globals) error {

@@ -533,7 +533,7 @@ func (m *Manager) DiskExport(ctx context.Context, name, hostDest string, archive
 		return nil, fmt.Errorf("export disk %s to %s: %w", name, dest, err)
 	}
 	res := &api.FilesGetResult{Path: "/", HostPath: dest, Source: r.source(), Files: xr.Files, Dirs: xr.Dirs, Symlinks: xr.Symlinks, Bytes: xr.Bytes}
-	res.Warnings = append(append([]string{}, warns...), xr.Warnings...)
+	res.Warnings = append(append(nonNilStrings(r.warnings()), warns...), xr.Warnings...)
 	return res, nil
 }
 
@@ -577,7 +577,8 @@ type prefixReader struct {
 	prefix string
 }
 
-func (p prefixReader) source() string { return p.r.source() }
+func (p prefixReader) source() string     { return p.r.source() }
+func (p prefixReader) warnings() []string { return p.r.warnings() }
 func (p prefixReader) at(q string) string {
 	return path.Join(p.prefix, q)
 }
@@ -643,7 +644,7 @@ func (m *Manager) diskReader(ctx context.Context, name string) (fileReader, erro
 	if err != nil {
 		return nil, err
 	}
-	return viewReader{v}, nil
+	return viewReader{v, staleWarnings(map[string]*diskfs.Image{"disk " + name: img})}, nil
 }
 
 // DiskFilesList lists a directory of a disk.

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -187,6 +188,14 @@ func TestDiskLifecycleOffline(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(ed, "dir/b.txt")); string(b) != "beta\n" {
 		t.Errorf("export: %q", b)
 	}
+	// A disk whose journal was not replayed reads, with a warning.
+	if out, err := exec.Command("debugfs", "-w", "-R", "feature needs_recovery", m.diskImage("corpus")).CombinedOutput(); err != nil {
+		t.Fatalf("debugfs: %v %s", err, out)
+	}
+	if l, err := m.DiskFilesList(ctx, "corpus", "/"); err != nil || len(l.Warnings) != 1 || !strings.Contains(l.Warnings[0], "journal") {
+		t.Errorf("ls of an unrecovered disk: %+v %v", l, err)
+	}
+	exec.Command("e2fsck", "-fy", m.diskImage("corpus")).Run()
 	// Check, resize, import.
 	if c, err := m.DiskCheck(ctx, "corpus", false); err != nil || !c.Clean {
 		t.Fatalf("check: %+v %v", c, err)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sort"
 	"time"
 
 	"github.com/hearthvm/hearth/api"
@@ -27,6 +28,8 @@ import (
 // fileReader is one way of reading a tree: disks on the host, or an agent.
 type fileReader interface {
 	source() string
+	// warnings say when what it reads may be stale.
+	warnings() []string
 	list(ctx context.Context, p string) ([]api.FileEntry, error)
 	// stat follows symlinks; it returns the resolved path.
 	stat(ctx context.Context, p string) (api.FileEntry, string, error)
@@ -37,9 +40,25 @@ type fileReader interface {
 }
 
 // viewReader reads a diskfs view.
-type viewReader struct{ v *diskfs.View }
+type viewReader struct {
+	v     *diskfs.View
+	warns []string
+}
 
-func (viewReader) source() string { return api.FilesFromDisk }
+func (viewReader) source() string       { return api.FilesFromDisk }
+func (r viewReader) warnings() []string { return r.warns }
+
+// staleWarnings names the images whose journal holds unreplayed writes.
+func staleWarnings(imgs map[string]*diskfs.Image) []string {
+	var out []string
+	for what, im := range imgs {
+		if im != nil && im.NeedsRecovery() {
+			out = append(out, what+" was not shut down cleanly (its VM was killed): its journal was not replayed, so the last writes may be missing here; start the workspace to recover it")
+		}
+	}
+	sort.Strings(out)
+	return out
+}
 
 func fileEntry(e *diskfs.Entry) api.FileEntry {
 	return api.FileEntry{Name: e.Name, Type: e.Type, Mode: fmt.Sprintf("%04o", e.Mode), Size: e.Size, Mtime: e.Mtime, Target: e.Target}
@@ -106,7 +125,8 @@ func (r viewReader) tar(ctx context.Context, p string, w io.Writer) ([]string, e
 // agentReader reads a running guest through its agent.
 type agentReader struct{ c *guest.Client }
 
-func (agentReader) source() string { return api.FilesFromGuest }
+func (agentReader) source() string     { return api.FilesFromGuest }
+func (agentReader) warnings() []string { return nil }
 
 // children lists the entries of guest directory p (one level).
 func (r agentReader) children(ctx context.Context, p string) ([]guestproto.ManifestEntry, error) {
@@ -214,24 +234,25 @@ func (c *countWriter) Write(p []byte) (int, error) {
 // workspaceView builds the guest's view of a stopped workspace from its
 // disks: the image below, the overlay's upper directory above, /workspace
 // and the attached data disks mounted over them.
-func (m *Manager) workspaceView(ctx context.Context, rec *record) (*diskfs.View, error) {
+func (m *Manager) workspaceView(ctx context.Context, rec *record) (*diskfs.View, []string, error) {
 	dir := m.dir(rec.ID)
 	base, err := diskfs.Open(filepath.Join(dir, "base.ext4"))
 	if err != nil {
-		return nil, fmt.Errorf("workspace %s: image: %w", rec.Name, err)
+		return nil, nil, fmt.Errorf("workspace %s: image: %w", rec.Name, err)
 	}
 	data, err := diskfs.Open(filepath.Join(dir, "disk.ext4"))
 	if err != nil {
-		return nil, fmt.Errorf("workspace %s: workspace disk: %w", rec.Name, err)
+		return nil, nil, fmt.Errorf("workspace %s: workspace disk: %w", rec.Name, err)
 	}
 	root := diskfs.Mount{Path: "/", Lower: &diskfs.Layer{Img: base, Root: diskfs.RootIno}}
 	if root.Upper, err = diskfs.SubLayer(ctx, data, "/.hearth/upper"); err != nil {
-		return nil, fmt.Errorf("workspace %s: workspace disk: %w", rec.Name, err)
+		return nil, nil, fmt.Errorf("workspace %s: workspace disk: %w", rec.Name, err)
 	}
 	mounts := []diskfs.Mount{root}
+	imgs := map[string]*diskfs.Image{"the workspace disk": data}
 	ws, err := diskfs.SubLayer(ctx, data, WorkspaceRoot)
 	if err != nil {
-		return nil, fmt.Errorf("workspace %s: workspace disk: %w", rec.Name, err)
+		return nil, nil, fmt.Errorf("workspace %s: workspace disk: %w", rec.Name, err)
 	}
 	if ws != nil {
 		mounts = append(mounts, diskfs.Mount{Path: WorkspaceRoot, Lower: ws})
@@ -239,11 +260,16 @@ func (m *Manager) workspaceView(ctx context.Context, rec *record) (*diskfs.View,
 	for _, a := range rec.Disks {
 		img, err := diskfs.Open(m.diskImage(a.Disk))
 		if err != nil {
-			return nil, fmt.Errorf("workspace %s: disk %s: %w", rec.Name, a.Disk, err)
+			return nil, nil, fmt.Errorf("workspace %s: disk %s: %w", rec.Name, a.Disk, err)
 		}
 		mounts = append(mounts, diskfs.Mount{Path: a.Path, Lower: &diskfs.Layer{Img: img, Root: diskfs.RootIno}})
+		imgs["data disk "+a.Disk] = img
 	}
-	return diskfs.NewView(mounts...)
+	v, err := diskfs.NewView(mounts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return v, staleWarnings(imgs), nil
 }
 
 // workspaceReader returns the reader of a workspace: its agent while it
@@ -256,11 +282,11 @@ func (m *Manager) workspaceReader(ctx context.Context, rec *record) (fileReader,
 		}
 		return agentReader{c}, nil
 	}
-	v, err := m.workspaceView(ctx, rec)
+	v, warns, err := m.workspaceView(ctx, rec)
 	if err != nil {
 		return nil, err
 	}
-	return viewReader{v}, nil
+	return viewReader{v, warns}, nil
 }
 
 // FilesList lists a directory of a workspace (a path that is not one
@@ -290,7 +316,7 @@ func filesList(ctx context.Context, r fileReader, p string) (*api.FilesListResul
 	if es == nil {
 		es = []api.FileEntry{}
 	}
-	return &api.FilesListResult{Path: p, Source: r.source(), Entries: es}, nil
+	return &api.FilesListResult{Path: p, Source: r.source(), Entries: es, Warnings: nonNilStrings(r.warnings())}, nil
 }
 
 // FilesCat reads a regular file of a workspace (symlinks followed): to w
@@ -324,7 +350,7 @@ func filesCat(ctx context.Context, r fileReader, p string, off, limit int64, w i
 	if e.Type != "file" {
 		return nil, fmt.Errorf("%s is a %s, not a regular file: list it with files ls: %w", p, e.Type, errdefs.ErrInvalidArgument)
 	}
-	res := &api.FilesCatResult{Path: p, Source: r.source(), Size: e.Size, Offset: off}
+	res := &api.FilesCatResult{Path: p, Source: r.source(), Size: e.Size, Offset: off, Warnings: nonNilStrings(r.warnings())}
 	n := limit
 	var buf *bytes.Buffer
 	if w == nil {
@@ -385,7 +411,7 @@ func filesGet(ctx context.Context, r fileReader, p, hostDest string, force bool)
 	if err != nil {
 		return nil, err
 	}
-	res := &api.FilesGetResult{Path: p, HostPath: dest, Source: r.source(), Warnings: []string{}}
+	res := &api.FilesGetResult{Path: p, HostPath: dest, Source: r.source(), Warnings: nonNilStrings(r.warnings())}
 	switch e.Type {
 	case "file":
 		n, err := writeNewFile(ctx, dest, force, e.Mode, func(w io.Writer) (int64, error) { return r.cat(ctx, rp, 0, -1, w) })
@@ -419,6 +445,13 @@ func filesGet(ctx context.Context, r fileReader, p, hostDest string, force bool)
 	res.Files, res.Dirs, res.Symlinks, res.Bytes = xr.Files, xr.Dirs, xr.Symlinks, xr.Bytes
 	res.Warnings = append(append(res.Warnings, warns...), xr.Warnings...)
 	return res, nil
+}
+
+func nonNilStrings(l []string) []string {
+	if l == nil {
+		return []string{}
+	}
+	return append([]string(nil), l...)
 }
 
 // errStopped ends a reader whose writer is done with it.

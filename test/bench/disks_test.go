@@ -31,9 +31,9 @@ func BenchmarkOfflineFiles(b *testing.B) {
 	var runningLS []time.Duration
 	for range 3 {
 		t := time.Now()
-		es, err := ws.FilesList(ctx, "/workspace/many")
-		if err != nil || len(es) != 10000 {
-			b.Fatalf("running files ls: %d %v", len(es), err)
+		l, err := ws.FilesList(ctx, "/workspace/many")
+		if err != nil || len(l.Entries) != 10000 {
+			b.Fatalf("running files ls: %v", err)
 		}
 		runningLS = append(runningLS, time.Since(t))
 	}
@@ -49,9 +49,9 @@ func BenchmarkOfflineFiles(b *testing.B) {
 		}
 		cats = append(cats, time.Since(t))
 		t = time.Now()
-		es, err := ws.FilesList(ctx, "/workspace/many")
-		if err != nil || len(es) != 10000 {
-			b.Fatalf("files ls: %d %v", len(es), err)
+		l, err := ws.FilesList(ctx, "/workspace/many")
+		if err != nil || len(l.Entries) != 10000 {
+			b.Fatalf("files ls: %v", err)
 		}
 		lss = append(lss, time.Since(t))
 	}

@@ -90,11 +90,11 @@ sync`)
 	}
 	// Running: through the agent, the same.
 	for _, d := range dirs {
-		es, err := ws.FilesList(ctx, d)
+		l, err := ws.FilesList(ctx, d)
 		if err != nil {
 			t.Fatalf("running files ls %s: %v", d, err)
 		}
-		if got := hostListing(es); got != want[d] {
+		if got := hostListing(l.Entries); got != want[d] {
 			t.Errorf("running files ls %s:\n%s\nguest shows:\n%s", d, got, want[d])
 		}
 	}
@@ -111,11 +111,14 @@ sync`)
 	}
 	// Stopped: from the disks, nothing boots.
 	for _, d := range dirs {
-		es, err := ws.FilesList(ctx, d)
+		l, err := ws.FilesList(ctx, d)
 		if err != nil {
 			t.Fatalf("stopped files ls %s: %v", d, err)
 		}
-		if got := hostListing(es); got != want[d] {
+		if l.Source != api.FilesFromDisk || len(l.Warnings) != 0 {
+			t.Errorf("stopped files ls %s: source %s, warnings %q", d, l.Source, l.Warnings)
+		}
+		if got := hostListing(l.Entries); got != want[d] {
 			t.Errorf("stopped files ls %s:\n%s\nguest showed:\n%s", d, got, want[d])
 		}
 	}
