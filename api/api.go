@@ -48,6 +48,14 @@ type Workspace struct {
 	ConsoleLog string `json:"console_log,omitempty"`
 	// Disks are the named data disks attached to it.
 	Disks []Attachment `json:"disks,omitempty"`
+	// Snapshots counts the workspace's snapshots (the baseline included)
+	// and SnapshotBytes the host disk space they take.
+	Snapshots     int   `json:"snapshots"`
+	SnapshotBytes int64 `json:"snapshot_bytes"`
+	// Parent is where the workspace's disk last came from: the snapshot it
+	// was reset to, or for a fork the parent workspace and snapshot
+	// ("ws-…/NAME").
+	Parent string `json:"parent,omitempty"`
 }
 
 // Exit reasons of a command.

@@ -3,6 +3,7 @@ package agent
 import (
 	"archive/tar"
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -16,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/hearthvm/hearth/internal/guestproto"
 	"github.com/hearthvm/hearth/internal/ignore"
@@ -598,6 +600,18 @@ func handleReadFile(ctx context.Context, s *Server, st *Stream, req *guestproto.
 	if fr.Length > 0 {
 		r = io.LimitReader(r, fr.Length)
 	}
+	if fr.Count {
+		var c lineCounter
+		n, err := io.CopyBuffer(&c, r, make([]byte, guestproto.ChunkSize))
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", p, err)
+		}
+		if err := st.WriteFrame(guestproto.FrameDataEOF, nil); err != nil {
+			return nil, err
+		}
+		lines, binary := c.result()
+		return &guestproto.Response{Files: &guestproto.FilesResult{Entries: 1, Bytes: n, Lines: lines, Binary: binary}}, nil
+	}
 	n, err := io.CopyBuffer(dataWriter{st}, r, make([]byte, guestproto.ChunkSize))
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", p, err)
@@ -606,4 +620,54 @@ func handleReadFile(ctx context.Context, s *Server, st *Stream, req *guestproto.
 		return nil, err
 	}
 	return &guestproto.Response{Files: &guestproto.FilesResult{Entries: 1, Bytes: n}}, nil
+}
+
+// lineCounter counts the lines of what is written to it and tells whether
+// it is binary by fsdiff.IsBinary's rule: a NUL in the first 8000 bytes, or
+// bytes that are not valid UTF-8.
+type lineCounter struct {
+	n       int64
+	lines   int64
+	last    byte
+	nul     bool
+	invalid bool
+	carry   []byte // an incomplete UTF-8 sequence at the end of a write
+}
+
+func (c *lineCounter) Write(p []byte) (int, error) {
+	if c.n < 8000 && bytes.IndexByte(p[:min(len(p), int(8000-c.n))], 0) >= 0 {
+		c.nul = true
+	}
+	c.lines += int64(bytes.Count(p, []byte{'\n'}))
+	if len(p) > 0 {
+		c.last = p[len(p)-1]
+	}
+	c.n += int64(len(p))
+	if !c.invalid {
+		b := p
+		if len(c.carry) > 0 {
+			b = append(c.carry, p...)
+		}
+		// Keep back a final sequence that the next write may complete.
+		cut := len(b)
+		for i := len(b) - 1; i >= 0 && i >= len(b)-3; i-- {
+			if utf8.RuneStart(b[i]) {
+				if !utf8.FullRune(b[i:]) {
+					cut = i
+				}
+				break
+			}
+		}
+		c.invalid = !utf8.Valid(b[:cut])
+		c.carry = append(c.carry[:0], b[cut:]...)
+	}
+	return len(p), nil
+}
+
+func (c *lineCounter) result() (lines int64, binary bool) {
+	lines = c.lines
+	if c.n > 0 && c.last != '\n' {
+		lines++
+	}
+	return lines, c.nul || c.invalid || len(c.carry) > 0
 }

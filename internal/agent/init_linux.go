@@ -95,6 +95,7 @@ func initSystem(log *slog.Logger) (bootConfig, error) {
 		return cfg, err
 	}
 	setupRoot(log, cfg)
+	ensureIdentity(log, cfg)
 	return cfg, nil
 }
 

@@ -38,7 +38,7 @@
 // Bounds: an archive may hold at most DefaultMaxEntries names, counting the
 // directories its names imply (HEARTH_MAX_ARCHIVE_ENTRIES changes it; an
 // option overrides both). Names and symlink targets are at most 4096 bytes.
-// The validator remembers names by a keyed hash, so its memory is about 30
+// The validator remembers names by a keyed hash, so its memory is under 100
 // bytes a name; Extract keeps a few words per directory. Work per entry is
 // linear in the length of its name. Over the limit, the operation fails with
 // errdefs.ErrResourceExhausted and an error that names the limit and how to

@@ -22,7 +22,7 @@ const (
 
 // DefaultMaxEntries is the default bound on the names one archive may
 // hold, counting the directories its names imply: it bounds the memory
-// (about 30 bytes a name, whatever its length) and time spent on an
+// (under 100 bytes a name, whatever its length) and time spent on an
 // untrusted archive. MaxEntriesEnv raises or lowers it for a process.
 const DefaultMaxEntries = 500_000
 

@@ -72,6 +72,12 @@ func (g *globals) printWorkspace(w *api.Workspace) error {
 		}
 		fmt.Fprintf(tw, "data disk:\t%s at %s (%s)\n", d.Disk, d.Path, mode)
 	}
+	if w.Snapshots > 0 {
+		fmt.Fprintf(tw, "snapshots:\t%d (%s on the host)\n", w.Snapshots, humanBytes(w.SnapshotBytes))
+	}
+	if w.Parent != "" {
+		fmt.Fprintf(tw, "parent:\t%s\n", w.Parent)
+	}
 	fmt.Fprintf(tw, "console:\t%s\n", w.ConsoleLog)
 	return tw.Flush()
 }
@@ -205,9 +211,15 @@ func newWSStart(g *globals) *cobra.Command {
 }
 
 func newWSStop(g *globals) *cobra.Command {
-	return wsCmd(g, "stop", "Shut a workspace down cleanly (its disk is kept)", func(cmd *cobra.Command, ws *hearth.Workspace) (*api.Workspace, error) {
+	var force bool
+	cmd := wsCmd(g, "stop", "Shut a workspace down cleanly (its disk is kept)", func(cmd *cobra.Command, ws *hearth.Workspace) (*api.Workspace, error) {
+		if force {
+			return ws.StopForce(cmd.Context())
+		}
 		return ws.Stop(cmd.Context())
 	})
+	cmd.Flags().BoolVar(&force, "force", false, "stop even while calls (exec, export, ...) are in flight; they fail")
+	return cmd
 }
 
 func newWSDelete(g *globals) *cobra.Command {

@@ -25,6 +25,12 @@ const (
 // goroutines at once.
 type Loader func(ctx context.Context, side Side, path string, limit int64) ([]byte, error)
 
+// Counter returns the line count of the regular file at path on one side,
+// and whether it is binary (IsBinary's rule), without Build holding its
+// content. With NoPatch, Build uses it for added and deleted files, whose
+// line counts are their lines; limit is as for Loader.
+type Counter func(ctx context.Context, side Side, path string, limit int64) (lines int, binary bool, err error)
+
 // Options tunes Build.
 type Options struct {
 	// Context is the number of context lines in patches (default 3; set
@@ -45,6 +51,9 @@ type Options struct {
 	NoPatch bool
 	// Workers is how many files are read and diffed at once (default 4).
 	Workers int
+	// Count, if set, counts the lines of added and deleted files when
+	// NoPatch is set, instead of loading them.
+	Count Counter
 }
 
 // Default bounds of a diff.
@@ -186,6 +195,28 @@ func buildFile(ctx context.Context, c Change, load Loader, opts Options) (f File
 // the line counts. same reports a "modified" file whose two sides turned
 // out to be byte-identical.
 func patchFile(ctx context.Context, f *File, c Change, load Loader, opts Options) (same bool) {
+	if opts.NoPatch && opts.Count != nil && (c.Old == nil) != (c.New == nil) {
+		e, side := c.New, New
+		if e == nil {
+			e, side = c.Old, Old
+		}
+		if e.Size > opts.MaxPatchBytes {
+			f.PatchOmitted = OmittedTooLarge
+			return false
+		}
+		n, binary, err := opts.Count(ctx, side, c.Path, opts.MaxPatchBytes)
+		switch {
+		case err != nil:
+			f.PatchOmitted = OmittedUnavailable
+		case binary:
+			f.Binary = true
+		case side == New:
+			f.Insertions = n
+		default:
+			f.Deletions = n
+		}
+		return false
+	}
 	var oldB, newB []byte
 	for _, side := range []struct {
 		e   *guestproto.ManifestEntry

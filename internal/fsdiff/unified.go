@@ -242,6 +242,16 @@ func unified(oldName, newName string, old, new []byte, context int) (string, int
 	return sb.String(), ins, del
 }
 
+// CountLines returns the number of lines of b as a patch counts them: a
+// last line without a newline counts.
+func CountLines(b []byte) int {
+	n := bytes.Count(b, []byte{'\n'})
+	if len(b) > 0 && b[len(b)-1] != '\n' {
+		n++
+	}
+	return n
+}
+
 // countLines returns the lines a patch from old to new would insert and
 // delete, without writing the patch.
 func countLines(old, new []byte) (ins, del int) {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -425,5 +426,61 @@ func TestFormatStatLines(t *testing.T) {
 				t.Errorf("got %q, want %q", got+"\n", tc.want)
 			}
 		})
+	}
+}
+
+// TestBuildCounter: with no_patch, added and deleted files are counted
+// through the Counter, not loaded, with the same result.
+func TestBuildCounter(t *testing.T) {
+	base := []me{file("gone.txt", 0o644, 4, 1, "g"), file("edit.txt", 0o644, 4, 1, "e1"), file("big", 0o644, 10, 1, "b")}
+	live := []me{file("added.txt", 0o644, 3, 2, ""), file("added.bin", 0o644, 3, 2, ""), file("edit.txt", 0o644, 4, 2, "e2"), file("big2", 0o644, 10, 2, "")}
+	content := map[Side]map[string]string{
+		Old: {"gone.txt": "a\nb\n", "edit.txt": "old\n", "big": "0123456789"},
+		New: {"added.txt": "x\ny", "added.bin": "\x00\x01\x02", "edit.txt": "new\n", "big2": "0123456789"},
+	}
+	var loaded []string
+	var mu sync.Mutex
+	load := func(_ context.Context, s Side, p string, limit int64) ([]byte, error) {
+		mu.Lock()
+		loaded = append(loaded, p)
+		mu.Unlock()
+		return []byte(content[s][p]), nil
+	}
+	count := func(_ context.Context, s Side, p string, limit int64) (int, bool, error) {
+		b := []byte(content[s][p])
+		return CountLines(b), IsBinary(b), nil
+	}
+	opts := Options{NoPatch: true, MaxPatchBytes: 8}
+	viaLoad, err := Build(context.Background(), Compare(base, live), load, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loaded = nil
+	opts.Count = count
+	viaCount, err := Build(context.Background(), Compare(base, live), load, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(viaLoad, viaCount) {
+		t.Errorf("via Count %+v\nvia load %+v", viaCount, viaLoad)
+	}
+	if want := []string{"edit.txt", "edit.txt"}; !reflect.DeepEqual(loaded, want) {
+		t.Errorf("loaded %q with a Counter, want only %q", loaded, want)
+	}
+	byPath := map[string]File{}
+	for _, f := range viaCount.Files {
+		byPath[f.Path] = f
+	}
+	if f := byPath["added.txt"]; f.Insertions != 2 || f.Binary {
+		t.Errorf("added.txt %+v", f)
+	}
+	if f := byPath["gone.txt"]; f.Deletions != 2 {
+		t.Errorf("gone.txt %+v", f)
+	}
+	if f := byPath["added.bin"]; !f.Binary {
+		t.Errorf("added.bin %+v", f)
+	}
+	if f := byPath["big2"]; f.PatchOmitted != OmittedTooLarge {
+		t.Errorf("big2 %+v", f)
 	}
 }

@@ -45,6 +45,23 @@ func (c *Client) ReadFile(ctx context.Context, path string, off, n int64, w io.W
 	return err
 }
 
+// CountLines counts the lines of a regular guest file and tells whether it
+// is binary (a NUL in its first 8000 bytes, or not valid UTF-8), without
+// sending its content. A file larger than limit bytes is an
+// errdefs.ErrResourceExhausted error.
+func (c *Client) CountLines(ctx context.Context, path string, limit int64) (lines int64, binary bool, err error) {
+	req := &guestproto.Request{Op: guestproto.OpReadFile, Files: &guestproto.FilesRequest{Path: path, Length: limit + 1, Count: true}}
+	r, err := c.receiveData(ctx, req, "read "+path, func([]byte) error { return nil })
+	if err != nil {
+		return 0, false, err
+	}
+	res := filesResult(r)
+	if res.Bytes > limit {
+		return 0, false, fmt.Errorf("read %s: larger than %d bytes: %w", path, limit, errdefs.ErrResourceExhausted)
+	}
+	return res.Lines, res.Binary, nil
+}
+
 // Manifest lists a guest tree (sorted by path, symlinks not followed, not
 // crossing into other file systems). Regular files get a SHA-256 when hash
 // is set and hashPaths is empty, or when listed in hashPaths.

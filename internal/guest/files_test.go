@@ -511,3 +511,36 @@ func TestExclude(t *testing.T) {
 		t.Errorf("left %q (deleted %d), want %q (deleted 2: old/z.txt, pkg/b.py)", left, res.Deleted, want)
 	}
 }
+
+func TestCountLines(t *testing.T) {
+	ctx := testCtx(t)
+	c := newTestClient(t)
+	dir := t.TempDir()
+	for name, body := range map[string]string{"text": "a\nb\nc", "bin": "x\x00y\n", "big": strings.Repeat("line\n", 40000)} {
+		os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644)
+	}
+	for _, tt := range []struct {
+		name    string
+		limit   int64
+		lines   int64
+		binary  bool
+		wantErr error
+	}{
+		{"text", 100, 3, false, nil},
+		{"bin", 100, 1, true, nil},
+		{"big", 200000, 40000, false, nil},
+		{"big", 1000, 0, false, errdefs.ErrResourceExhausted},
+		{"nope", 100, 0, false, errdefs.ErrNotFound},
+	} {
+		n, bin, err := c.CountLines(ctx, filepath.Join(dir, tt.name), tt.limit)
+		if tt.wantErr != nil {
+			if !errors.Is(err, tt.wantErr) {
+				t.Errorf("%s: %v, want %v", tt.name, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || n != tt.lines || bin != tt.binary {
+			t.Errorf("%s: %d lines, binary %v, %v; want %d, %v", tt.name, n, bin, err, tt.lines, tt.binary)
+		}
+	}
+}

@@ -38,6 +38,8 @@ type Request struct {
 	Exec  *ExecRequest  `json:"exec,omitempty"`
 	Shell *ShellRequest `json:"shell,omitempty"`
 	Files *FilesRequest `json:"files,omitempty"`
+	// Freeze is the request of OpFreeze (see freeze.go).
+	Freeze *FreezeRequest `json:"freeze,omitempty"`
 }
 
 // Response is the last frame on every stream. Error is set when the
@@ -51,6 +53,7 @@ type Response struct {
 	ShellRead *ShellReadResult `json:"shell_read,omitempty"`
 	Files     *FilesResult     `json:"files,omitempty"`
 	Manifest  *Manifest        `json:"manifest,omitempty"`
+	Freeze    *FreezeResult    `json:"freeze,omitempty"`
 }
 
 // Control is a FrameJSON the host sends while an operation runs.
@@ -193,6 +196,9 @@ type FilesRequest struct {
 	// Offset/Length (read_file).
 	Offset int64 `json:"offset,omitempty"`
 	Length int64 `json:"length,omitempty"`
+	// Count (read_file): send no data; count the lines of the range and
+	// tell whether it is binary (FilesResult.Lines and Binary).
+	Count bool `json:"count,omitempty"`
 	// Exclude holds gitignore patterns, relative to Path. tar_out and
 	// manifest leave matching entries out and do not enter matching
 	// directories; tar_in with Delete never deletes a matching entry (nor
@@ -202,8 +208,13 @@ type FilesRequest struct {
 
 // FilesResult summarises a file operation.
 type FilesResult struct {
-	Entries  int64    `json:"entries"`
-	Bytes    int64    `json:"bytes"`
+	Entries int64 `json:"entries"`
+	Bytes   int64 `json:"bytes"`
+	// Lines and Binary (read_file with Count): the lines of the content
+	// (a last line without a newline counts) and whether it is binary (a
+	// NUL in its first 8000 bytes, or not valid UTF-8).
+	Lines    int64    `json:"lines,omitempty"`
+	Binary   bool     `json:"binary,omitempty"`
 	Deleted  int64    `json:"deleted,omitempty"`
 	Warnings []string `json:"warnings,omitempty"`
 }

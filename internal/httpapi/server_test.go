@@ -87,6 +87,8 @@ func TestRoutesMatchOps(t *testing.T) {
 				body = `{"disk":"d1"}`
 			case "workspace_files_cat", "disk_files_cat":
 				path += "?path=/x"
+			case "snapshot_create", "workspace_fork":
+				body = `{"name":"n1"}`
 			}
 			code, b := do(t, srv, o.Method, path, body)
 			if code != http.StatusOK {

@@ -30,14 +30,13 @@ const WorkspaceRoot = "/workspace"
 func checkSeed(ctx context.Context, src string) error {
 	if _, err := os.Stat(src); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("--seed %s does not exist: give a directory or a .tar, .tar.gz, .tgz or .zip file: %w", src, errdefs.ErrNotFound)
+			return fmt.Errorf("seed %s does not exist: give a directory or a .tar, .tar.gz, .tgz or .zip file: %w", src, errdefs.ErrNotFound)
 		}
-		return fmt.Errorf("--seed %s: %w: %w", src, err, errdefs.ErrInvalidArgument)
+		return fmt.Errorf("seed %s: %w: %w", src, err, errdefs.ErrInvalidArgument)
 	}
-	if _, err := archive.CheckSeed(ctx, src); err != nil {
-		return fmt.Errorf("--seed %s: %w", src, err)
-	}
-	return nil
+	// The archive's errors already start with "seed SRC: ".
+	_, err := archive.CheckSeed(ctx, src)
+	return err
 }
 
 // seed copies a host directory or archive into /workspace.
@@ -342,7 +341,20 @@ func (m *Manager) Diff(ctx context.Context, ref string, o DiffOptions) (*DiffRes
 		}
 		return b.buf, nil
 	}
-	return fsdiff.Build(ctx, changes, load, fsdiff.Options{NoPatch: o.NoPatch, MaxPatchBytes: o.MaxPatchBytes, MaxTotalPatchBytes: o.MaxTotalPatchBytes})
+	// Without patches, the guest counts the lines of added files itself,
+	// so their content does not cross.
+	count := func(ctx context.Context, side fsdiff.Side, p string, limit int64) (int, bool, error) {
+		if side == fsdiff.Old {
+			b, err := idx.ReadFile(p, limit)
+			if err != nil {
+				return 0, false, err
+			}
+			return fsdiff.CountLines(b), fsdiff.IsBinary(b), nil
+		}
+		n, binary, err := c.CountLines(ctx, WorkspaceRoot+"/"+p, limit)
+		return int(n), binary, err
+	}
+	return fsdiff.Build(ctx, changes, load, fsdiff.Options{NoPatch: o.NoPatch, MaxPatchBytes: o.MaxPatchBytes, MaxTotalPatchBytes: o.MaxTotalPatchBytes, Count: count})
 }
 
 // excludeEntries drops the manifest entries excl matches, in place.

@@ -14,6 +14,7 @@
 //	vmlinux          hard link to the image's kernel
 //	disk.ext4        the writable disk: root fs changes (overlay) and /workspace
 //	baseline/        the immutable create-time baseline of /workspace
+//	snapshots/       named disk snapshots, "baseline" among them (snapshots.go)
 //	logs/            the command log and each command's output
 //	run/             sockets, console log and status of the running VM
 package workspace
@@ -149,6 +150,8 @@ type record struct {
 	Ready bool `json:"ready"`
 	// Disks are the attached named data disks (see disks.go).
 	Disks []wsDisk `json:"disks,omitempty"`
+	// Parent is where the disk last came from (see api.Workspace.Parent).
+	Parent string `json:"parent,omitempty"`
 }
 
 func (m *Manager) wsRoot() string              { return home.Workspaces(m.root) }
@@ -225,7 +228,7 @@ func (m *Manager) records() ([]*record, error) {
 // resolve finds a workspace by id or unique name.
 func (m *Manager) resolve(ref string) (*record, error) {
 	if ref == "" {
-		return nil, fmt.Errorf("no workspace given: pass a workspace id or name (see `hearth workspace list`): %w", errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("no workspace given: pass a workspace id or name (workspace_list lists them): %w", errdefs.ErrInvalidArgument)
 	}
 	if idRE.MatchString(ref) {
 		if r, err := m.readRecord(ref); err == nil {
@@ -244,7 +247,7 @@ func (m *Manager) resolve(ref string) (*record, error) {
 	}
 	switch len(match) {
 	case 0:
-		return nil, fmt.Errorf("no workspace named %q: see `hearth workspace list`: %w", ref, errdefs.ErrNotFound)
+		return nil, fmt.Errorf("no workspace named %q (workspace_list lists them): %w", ref, errdefs.ErrNotFound)
 	case 1:
 		return match[0], nil
 	}
@@ -278,9 +281,10 @@ func (m *Manager) info(r *record) *api.Workspace {
 	w := &api.Workspace{
 		ID: r.ID, Name: r.Name, Image: r.Image, Backend: r.Backend, CreatedAt: r.CreatedAt,
 		CPUs: r.CPUs, MemoryMiB: r.MemoryMiB, DiskSizeBytes: r.DiskSizeBytes, Seed: r.Seed,
-		ConsoleLog: filepath.Join(m.runDir(r.ID), "console.log"),
-		Disks:      attachments(r),
+		ConsoleLog: filepath.Join(m.runDir(r.ID), "console.log"), Parent: r.Parent,
+		Disks: attachments(r),
 	}
+	w.Snapshots, w.SnapshotBytes = m.snapshotUsage(r.ID)
 	vs := m.vmState(r.ID)
 	w.State, w.LastExit, w.Error = vs.state, vs.lastExit, vs.err
 	if vs.state == api.StateRunning {
@@ -299,7 +303,7 @@ func (m *Manager) info(r *record) *api.Workspace {
 			}
 		} else {
 			w.State = api.StateError
-			w.Error = "create did not finish (interrupted): delete this workspace with `hearth workspace delete --force " + r.ID + "`, or create it again with the same name, which replaces it"
+			w.Error = "create did not finish (interrupted): delete this workspace (with force), or create it again with the same name, which replaces it"
 		}
 	}
 	return w

@@ -486,9 +486,11 @@ class Workspace:
         """Boots a stopped workspace (no-op when running)."""
         return self._keep(self.client._call("POST", self._p("start")))
 
-    def stop(self) -> WorkspaceInfo:
-        """Shuts the workspace down cleanly (no-op when stopped)."""
-        return self._keep(self.client._call("POST", self._p("stop")))
+    def stop(self, force: bool = False) -> WorkspaceInfo:
+        """Shuts the workspace down cleanly (no-op when stopped). It waits for
+        calls in flight (at most 30 s), then refuses naming them; ``force``
+        stops it anyway (they fail)."""
+        return self._keep(self.client._call("POST", self._p("stop"), body={"force": True} if force else None))
 
     def delete(self, force: bool = False) -> WorkspaceInfo:
         """Deletes the workspace and all its files; a running one only with force."""
@@ -516,9 +518,22 @@ class Workspace:
         body = _exec_body(command, cwd, env, timeout_ms, stdin, yield_ms, detach)
         return self.client._exec_call(self._p("exec"), body, on_output)
 
-    def logs(self, tail: Optional[int] = None) -> List[Command]:
-        """The command log (the last ``tail`` entries)."""
-        return [Command.from_dict(d) for d in self.client._call("GET", self._p("logs"), query={"tail": tail})["commands"]]
+    def logs(self, tail: Optional[int] = None, offset: Optional[int] = None, limit: Optional[int] = None) -> List[Command]:
+        """The command log (the last ``tail`` entries), oldest first.
+
+        Without ``offset``/``limit`` every entry is returned, fetched page by
+        page; with them, just that page."""
+        if offset is not None or limit is not None:
+            q = {"tail": tail, "offset": offset, "limit": limit}
+            return [Command.from_dict(d) for d in self.client._call("GET", self._p("logs"), query=q)["commands"]]
+        out: List[Command] = []
+        off = 0
+        while True:
+            page = self.client._call("GET", self._p("logs"), query={"tail": tail, "offset": off, "limit": 10000})
+            out += [Command.from_dict(d) for d in page["commands"]]
+            if page.get("next_offset", 0) >= page.get("total", 0) or not page["commands"]:
+                return out
+            off = page["next_offset"]
 
     def logs_prune(self, keep_last: Optional[int] = None, older_than_ms: Optional[int] = None,
                    max_bytes: Optional[str] = None) -> Dict[str, Any]:
@@ -626,3 +641,29 @@ class Workspace:
     def detach_disk(self, disk: str) -> WorkspaceInfo:
         """Detaches a data disk from the stopped workspace."""
         return self._keep(self.client._call("POST", self._p("disks", "detach"), body={"disk": disk}))
+    def snapshot_create(self, name: str) -> Dict[str, Any]:
+        """Take a disk snapshot called ``name`` (running or stopped; commands keep running)."""
+        return self.client._call("POST", self._p("snapshots"), body={"name": name})
+
+    def snapshot_list(self) -> Dict[str, Any]:
+        """The workspace's snapshots (``snapshots``) and the bytes they take (``total_bytes``)."""
+        return self.client._call("GET", self._p("snapshots"))
+
+    def snapshot_show(self, name: str) -> Dict[str, Any]:
+        """One snapshot's metadata."""
+        return self.client._call("GET", self._p("snapshots", name))
+
+    def snapshot_remove(self, name: str) -> Dict[str, Any]:
+        """Remove a snapshot (not the baseline)."""
+        return self.client._call("DELETE", self._p("snapshots", name))
+
+    def reset(self, to: Optional[str] = None, force: bool = False) -> WorkspaceInfo:
+        """Put the whole disk back to snapshot ``to`` (default "baseline"); ``force`` ends running commands."""
+        return self._keep(self.client._call("POST", self._p("reset"), body=_clean({"to": to, "force": force or None})))
+
+    def fork(self, name: str, from_snapshot: Optional[str] = None, count: Optional[int] = None,
+             rebaseline: bool = False) -> List["Workspace"]:
+        """New workspaces from snapshot ``from_snapshot`` (or the disk now), booted; ``name`` or ``name-1`` … with ``count``."""
+        body = _clean({"name": name, "from_snapshot": from_snapshot, "count": count, "rebaseline": rebaseline or None})
+        res = self.client._call("POST", self._p("fork"), body=body)
+        return [Workspace(self.client, d["id"], WorkspaceInfo.from_dict(d)) for d in res["workspaces"]]

@@ -58,6 +58,9 @@ class WorkspaceInfo:
     last_exit: str = ""
     error: str = ""
     console_log: str = ""
+    snapshots: int = 0
+    snapshot_bytes: int = 0
+    parent: str = ""
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "WorkspaceInfo":
