@@ -224,7 +224,7 @@ func (c *Client) Run(ctx context.Context, o RunOptions) (*ExecResult, error) {
 // A remote Client does not call o.Progress.
 func (c *Client) CreateWorkspace(ctx context.Context, o CreateOptions) (*Workspace, error) {
 	req := api.CreateRequest{Name: o.Name, Image: o.Image, Backend: o.Backend, CPUs: o.CPUs, MemoryMiB: o.MemoryMiB, Seed: o.Seed,
-		Publish: o.Publish, AllowNonLoopback: o.AllowNonLoopback}
+		Publish: o.Publish, AllowNonLoopback: o.AllowNonLoopback, Disks: diskSpecs(o.Disks)}
 	if c.remote != nil {
 		req.Seed = absPath(o.Seed)
 	}

@@ -46,6 +46,8 @@ type Workspace struct {
 	Error string `json:"error,omitempty"`
 	// ConsoleLog is the path of the VM's serial console log.
 	ConsoleLog string `json:"console_log,omitempty"`
+	// Disks are the named data disks attached to it.
+	Disks []Attachment `json:"disks,omitempty"`
 	// Snapshots counts the workspace's snapshots (the baseline included)
 	// and SnapshotBytes the host disk space they take.
 	Snapshots     int   `json:"snapshots"`

@@ -62,6 +62,8 @@ type CreateRequest struct {
 	// (docs/services.md).
 	Publish          []string `json:"publish,omitempty"`
 	AllowNonLoopback bool     `json:"allow_non_loopback,omitempty"`
+	// Disks are named data disks to attach: "NAME:/mnt/PATH[:ro]".
+	Disks []string `json:"disks,omitempty" cli:"disk"`
 }
 
 // ListRequest is the request of `workspace_list`.

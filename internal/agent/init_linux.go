@@ -24,10 +24,11 @@ const (
 
 // bootConfig is what the host tells the agent on the kernel command line.
 type bootConfig struct {
-	Root     string // hearth.root: block device of the shared root image (required)
-	Data     string // hearth.data: block device of the workspace's data disk; "" = throwaway tmpfs
-	ID       string // hearth.id
-	Hostname string // hearth.hostname
+	Root     string      // hearth.root: block device of the shared root image (required)
+	Data     string      // hearth.data: block device of the workspace's data disk; "" = throwaway tmpfs
+	ID       string      // hearth.id
+	Hostname string      // hearth.hostname
+	Disks    []diskMount // hearth.disk (repeated)
 }
 
 // parseCmdline reads the hearth.* parameters from a kernel command line.
@@ -44,6 +45,10 @@ func parseCmdline(cmdline string) bootConfig {
 			c.ID = v
 		case "hearth.hostname":
 			c.Hostname = v
+		case "hearth.disk":
+			if d, ok := parseDiskArg(v); ok {
+				c.Disks = append(c.Disks, d)
+			}
 		}
 	}
 	return c
@@ -135,6 +140,7 @@ func prepareRoot(log *slog.Logger, cfg bootConfig) error {
 	if err := (mountSpec{"tmpfs", initNewRoot + "/run", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV, "mode=0755"}).mount(); err != nil {
 		return err
 	}
+	mountDisks(log, cfg, initNewRoot)
 	moves := [][2]string{
 		{initBase, initNewRoot + baseMount},
 		{initData, initNewRoot + dataMount},

@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"log/slog"
+	"reflect"
 	"testing"
 )
 
@@ -19,9 +20,13 @@ func TestParseCmdline(t *testing.T) {
 		},
 		{"console=ttyS0 hearth.root=/dev/vda hearth.id=x", bootConfig{Root: "/dev/vda", ID: "x"}},
 		{"quiet", bootConfig{}},
+		{
+			"hearth.root=/dev/vda hearth.disk=0123456789abcdef0123456789ABCDEF,/mnt/d,ro hearth.disk=00000000000000000000000000000001,/mnt/cache,rw hearth.disk=bad,/x,ro hearth.disk=00000000000000000000000000000002,rel,rw",
+			bootConfig{Root: "/dev/vda", Disks: []diskMount{{UUID: "0123456789abcdef0123456789abcdef", Path: "/mnt/d", ReadOnly: true}, {UUID: "00000000000000000000000000000001", Path: "/mnt/cache"}}},
+		},
 	}
 	for _, tt := range tests {
-		if got := parseCmdline(tt.in); got != tt.want {
+		if got := parseCmdline(tt.in); !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("parseCmdline(%q) = %+v, want %+v", tt.in, got, tt.want)
 		}
 	}

@@ -65,6 +65,13 @@ func (g *globals) printWorkspace(w *api.Workspace) error {
 	if w.Seed != "" {
 		fmt.Fprintf(tw, "seed:\t%s\n", w.Seed)
 	}
+	for _, d := range w.Disks {
+		mode := "rw"
+		if d.ReadOnly {
+			mode = "ro"
+		}
+		fmt.Fprintf(tw, "data disk:\t%s at %s (%s)\n", d.Disk, d.Path, mode)
+	}
 	if w.Snapshots > 0 {
 		fmt.Fprintf(tw, "snapshots:\t%d (%s on the host)\n", w.Snapshots, humanBytes(w.SnapshotBytes))
 	}
@@ -78,6 +85,7 @@ func (g *globals) printWorkspace(w *api.Workspace) error {
 func newWSCreate(g *globals) *cobra.Command {
 	var o hearth.CreateOptions
 	var disk string
+	var disks []string
 	cmd := &cobra.Command{
 		Use:   "create [flags]",
 		Short: "Create a workspace and boot it",
@@ -96,6 +104,13 @@ that 'hearth workspace diff' compares against.`,
 			var err error
 			if o.DiskSize, err = parseSize(disk); err != nil {
 				return fmt.Errorf("--disk-size: %w", err)
+			}
+			for _, s := range disks {
+				d, err := hearth.ParseDiskSpec(s)
+				if err != nil {
+					return fmt.Errorf("--disk: %w", err)
+				}
+				o.Disks = append(o.Disks, d)
 			}
 			c, err := g.client()
 			if err != nil {
@@ -121,6 +136,7 @@ that 'hearth workspace diff' compares against.`,
 	f.StringVar(&o.Seed, "seed", "", "host directory or archive to copy into /workspace")
 	f.StringArrayVar(&o.Publish, "publish", nil, "publish [HOST_ADDR:]HOST_PORT:GUEST_PORT on the host (repeatable; see 'hearth workspace port')")
 	f.BoolVar(&o.AllowNonLoopback, "allow-non-loopback", false, "allow a --publish host address other than loopback (reachable from other machines)")
+	f.StringArrayVar(&disks, "disk", nil, "attach a named data disk: NAME:/mnt/PATH or NAME:/mnt/PATH:ro (repeatable)")
 	return cmd
 }
 

@@ -62,7 +62,7 @@ func TestRoutesMatchOps(t *testing.T) {
 	srv := newTestServer(t, f)
 	for _, o := range ops.All {
 		t.Run(o.Name, func(t *testing.T) {
-			path := strings.NewReplacer("{workspace}", "demo", "{command_id}", "c1", "{shell_id}", "s1", "{service}", "web", "{port}", "8080").Replace(o.Path)
+			path := strings.NewReplacer("{workspace}", "demo", "{command_id}", "c1", "{shell_id}", "s1", "{service}", "web", "{port}", "8080", "{disk}", "d1").Replace(o.Path)
 			body := ""
 			switch o.Name {
 			case "run", "workspace_exec":
@@ -73,6 +73,20 @@ func TestRoutesMatchOps(t *testing.T) {
 				body = `{"guest_path":"/workspace","host_dest":"/tmp/x"}`
 			case "shell_signal":
 				body = `{"signal":"INT"}`
+			case "workspace_files_get", "disk_files_get":
+				body = `{"path":"/x","host_dest":"/tmp/x"}`
+			case "disk_create":
+				body = `{"name":"d1"}`
+			case "disk_resize":
+				body = `{"size":"2G"}`
+			case "disk_export":
+				body = `{"host_dest":"/tmp/x"}`
+			case "disk_import":
+				body = `{"source":"/tmp"}`
+			case "workspace_disk_attach", "workspace_disk_detach":
+				body = `{"disk":"d1"}`
+			case "workspace_files_cat", "disk_files_cat":
+				path += "?path=/x"
 			case "snapshot_create", "workspace_fork":
 				body = `{"name":"n1"}`
 			case "service_start":

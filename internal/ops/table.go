@@ -57,6 +57,9 @@ var All = []Op{
 				return nil, errdefs.Arg("disk_size", "%v", err)
 			}
 			o.DiskSize = n
+			if o.Disks, err = parseDisks(r.Disks); err != nil {
+				return nil, err
+			}
 			return m.Create(ctx, o)
 		}),
 	},

@@ -29,13 +29,22 @@ type Spec struct {
 	// first disk (/dev/vda). It is shared by every VM of the image.
 	RootFS string
 	// DataDisk, if set, is attached writable as the second disk (/dev/vdb).
-	DataDisk  string
-	CPUs      int
-	MemoryMiB int
+	DataDisk string
+	// ExtraDisks are attached after the data disk, in order (named data
+	// disks; the guest finds each by its file system's UUID).
+	ExtraDisks []Disk
+	CPUs       int
+	MemoryMiB  int
 	// KernelArgs are appended to the backend's own command line.
 	KernelArgs []string
 	// ConsoleLog receives the serial console.
 	ConsoleLog string
+}
+
+// Disk is an extra virtio-blk disk.
+type Disk struct {
+	Path     string
+	ReadOnly bool
 }
 
 // Validate checks the fields every backend needs.

@@ -50,6 +50,8 @@ type CreateOptions struct {
 	// (see PortPublish); they are checked before anything is made.
 	Publish []string
 	PublishOptions
+	// Disks are named data disks to attach before the first boot.
+	Disks []DiskAttachOptions
 }
 
 // ValidateMachine checks cpus and memory.
@@ -245,6 +247,11 @@ func (m *Manager) Create(ctx context.Context, opts CreateOptions) (_ *api.Worksp
 			return nil, err
 		}
 	}
+	for _, d := range opts.Disks {
+		if _, err := m.readDisk(d.Disk); err != nil {
+			return nil, err
+		}
+	}
 	img, err := (&image.Store{Root: m.root}).Get(opts.Image)
 	if err != nil {
 		return nil, err
@@ -317,6 +324,7 @@ func (m *Manager) Create(ctx context.Context, opts CreateOptions) (_ *api.Worksp
 	defer func() {
 		if err != nil {
 			m.forceStop(id)
+			m.releaseDisks(rec)
 			os.RemoveAll(dir)
 		}
 		held.release()
@@ -335,6 +343,11 @@ func (m *Manager) Create(ctx context.Context, opts CreateOptions) (_ *api.Worksp
 	progress("making the workspace disk")
 	if err := makeDisk(ctx, filepath.Join(dir, "disk.ext4"), opts.DiskSize); err != nil {
 		return nil, err
+	}
+	for _, d := range opts.Disks {
+		if err := m.attachLocked(ctx, rec, d); err != nil {
+			return nil, err
+		}
 	}
 	progress("booting the VM")
 	if _, err := m.start(ctx, rec, backend.Name()); err != nil {
@@ -404,14 +417,15 @@ func (m *Manager) spec(rec *record) (vmm.Spec, error) {
 		return vmm.Spec{}, err
 	}
 	dir := m.dir(rec.ID)
-	return vmm.Spec{
+	spec := vmm.Spec{
 		ID: rec.ID, Dir: m.runDir(rec.ID),
 		Kernel: filepath.Join(dir, "vmlinux"), Initrd: rd,
 		RootFS: filepath.Join(dir, "base.ext4"), DataDisk: filepath.Join(dir, "disk.ext4"),
 		CPUs: rec.CPUs, MemoryMiB: rec.MemoryMiB,
 		KernelArgs: []string{"hearth.root=/dev/vda", "hearth.data=/dev/vdb", "hearth.id=" + rec.ID, "hearth.hostname=" + hostname(rec.Name)},
 		ConsoleLog: filepath.Join(m.runDir(rec.ID), "console.log"),
-	}, nil
+	}
+	return spec, m.diskSpec(rec, &spec)
 }
 
 func hostname(name string) string {
@@ -627,6 +641,7 @@ func (m *Manager) Delete(ctx context.Context, ref string, force bool) (*api.Work
 		return nil, err
 	}
 	m.forceStop(rec.ID)
+	m.releaseDisks(rec)
 	if err := os.RemoveAll(m.dir(rec.ID)); err != nil {
 		return nil, fmt.Errorf("remove workspace files: %w", err)
 	}

@@ -148,6 +148,8 @@ type record struct {
 	KernelVersion string    `json:"kernel_version,omitempty"`
 	// Ready is false until create finished (seeded, baseline recorded).
 	Ready bool `json:"ready"`
+	// Disks are the attached named data disks (see disks.go).
+	Disks []wsDisk `json:"disks,omitempty"`
 	// Parent is where the disk last came from (see api.Workspace.Parent).
 	Parent string `json:"parent,omitempty"`
 }
@@ -280,6 +282,7 @@ func (m *Manager) info(r *record) *api.Workspace {
 		ID: r.ID, Name: r.Name, Image: r.Image, Backend: r.Backend, CreatedAt: r.CreatedAt,
 		CPUs: r.CPUs, MemoryMiB: r.MemoryMiB, DiskSizeBytes: r.DiskSizeBytes, Seed: r.Seed,
 		ConsoleLog: filepath.Join(m.runDir(r.ID), "console.log"), Parent: r.Parent,
+		Disks: attachments(r),
 	}
 	w.Snapshots, w.SnapshotBytes = m.snapshotUsage(r.ID)
 	vs := m.vmState(r.ID)

@@ -362,14 +362,17 @@ class Client:
         seed: Optional[str] = None,
         publish: Optional[Iterable[str]] = None,
         allow_non_loopback: bool = False,
+        disks: Optional[Iterable[str]] = None,
     ) -> "Workspace":
         """Creates a workspace (seeded from a host directory or archive) and boots it.
 
-        ``publish`` lists ports to publish, each ``[HOST_ADDR:]HOST_PORT:GUEST_PORT``.
+        ``publish`` lists ports to publish, each ``[HOST_ADDR:]HOST_PORT:GUEST_PORT``;
+        ``disks`` attaches named data disks, each "NAME:/mnt/PATH" or "NAME:/mnt/PATH:ro".
         """
         body = _clean({"name": name, "image": image, "backend": backend, "cpus": cpus,
                        "memory_mib": memory_mib, "disk_size": disk_size, "seed": _abs(seed),
-                       "publish": list(publish) if publish else None, "allow_non_loopback": allow_non_loopback or None})
+                       "publish": list(publish) if publish else None, "allow_non_loopback": allow_non_loopback or None,
+                       "disks": list(disks) if disks else None})
         info = WorkspaceInfo.from_dict(self._call("POST", "/v1/workspaces", body=body))
         return Workspace(self, info.id, info)
 
@@ -380,6 +383,75 @@ class Client:
     def workspace(self, ref: str) -> "Workspace":
         """A handle for a workspace id or name; not checked until used."""
         return Workspace(self, ref)
+
+    # Named data disks (results are plain dicts: see docs/public-contract.md).
+
+    def _d(self, *rest: str) -> str:
+        return "/v1/disks/" + "/".join(_q(r) for r in rest)
+
+    def create_disk(self, name: str, size: Optional[str] = None, source: Optional[str] = None) -> Dict[str, Any]:
+        """Creates a named data disk (sparse ext4) of ``size`` ("1G" by default), filled from a host
+        directory or archive ``source`` (validated like a seed)."""
+        return self._call("POST", "/v1/disks", body=_clean({"name": name, "size": size, "source": _abs(source)}))
+
+    def list_disks(self) -> List[Dict[str, Any]]:
+        """Lists data disks with their sizes, usage and attachments."""
+        return self._call("GET", "/v1/disks")["disks"]
+
+    def disk(self, disk: str) -> Dict[str, Any]:
+        """One data disk."""
+        return self._call("GET", self._d(disk))
+
+    def delete_disk(self, disk: str) -> Dict[str, Any]:
+        """Removes a detached data disk and its files."""
+        return self._call("DELETE", self._d(disk))
+
+    def resize_disk(self, disk: str, size: str) -> Dict[str, Any]:
+        """Grows a detached data disk to ``size`` (like "4G")."""
+        return self._call("POST", self._d(disk, "resize"), body={"size": size})
+
+    def export_disk(self, disk: str, host_dest: str, archive: bool = False, force: bool = False) -> Dict[str, Any]:
+        """Copies a disk's files to a new host directory (or a tar archive)."""
+        return self._call("POST", self._d(disk, "export"), body=_clean({"host_dest": _abs(host_dest), "archive": archive or None, "force": force or None}))
+
+    def import_disk(self, disk: str, source: str) -> Dict[str, Any]:
+        """Replaces a detached disk's files with a host directory or archive."""
+        return self._call("POST", self._d(disk, "import"), body={"source": _abs(source)})
+
+    def check_disk(self, disk: str, repair: bool = False) -> Dict[str, Any]:
+        """Runs e2fsck on a disk (``repair`` fixes what is safe; the disk must be detached)."""
+        return self._call("POST", self._d(disk, "check"), body=_clean({"repair": repair or None}))
+
+    def disk_files_list(self, disk: str, path: Optional[str] = None) -> List[Dict[str, Any]]:
+        """Lists a directory of a data disk (default its root)."""
+        return self._call("GET", self._d(disk, "files"), query=_clean({"path": path}))["entries"]
+
+    def disk_files_cat(self, disk: str, path: str, offset: Optional[int] = None, limit: Optional[int] = None) -> bytes:
+        """Reads a file of a data disk (all of it, or ``limit`` bytes from ``offset``)."""
+        return _cat(lambda off, n: self._call("GET", self._d(disk, "files", "content"), query=_clean({"path": path, "offset": off, "limit": n})), offset, limit)
+
+    def disk_files_get(self, disk: str, path: str, host_dest: str, force: bool = False) -> Dict[str, Any]:
+        """Copies a file or directory of a data disk to a new host path."""
+        return self._call("POST", self._d(disk, "files", "get"), body=_clean({"path": path, "host_dest": _abs(host_dest), "force": force or None}))
+
+
+def _cat(call: Any, offset: Optional[int], limit: Optional[int]) -> bytes:
+    """Reads a file through files_cat, page by page (each result holds at most 1 MiB)."""
+    out = bytearray()
+    off = offset or 0
+    while True:
+        r = call(off or None, limit)
+        data = r.get("data", "")
+        b = base64.b64decode(data) if r.get("encoding") == "base64" else data.encode("utf-8")
+        out += b
+        nxt = r.get("next_offset", off)
+        if not r.get("truncated") or nxt <= off:
+            return bytes(out)
+        if limit:
+            limit -= nxt - off
+            if limit <= 0:
+                return bytes(out)
+        off = nxt
 
 
 def _exec_body(command: Union[str, Sequence[str]], cwd: Optional[str], env: Env, timeout_ms: Optional[int],
@@ -558,6 +630,27 @@ class Workspace:
         """Lists the workspace's shell sessions."""
         return [Shell.from_dict(d) for d in self.client._call("GET", self._p("shells"))["shells"]]
 
+    # Reading files without booting, and data disks.
+
+    def files_list(self, path: Optional[str] = None) -> List[Dict[str, Any]]:
+        """Lists a directory (default /workspace). A stopped workspace is read from its disks without booting."""
+        return self.client._call("GET", self._p("files"), query=_clean({"path": path}))["entries"]
+
+    def files_cat(self, path: str, offset: Optional[int] = None, limit: Optional[int] = None) -> bytes:
+        """Reads a file (symlinks followed). A stopped workspace is read from its disks without booting."""
+        return _cat(lambda off, n: self.client._call("GET", self._p("files", "content"), query=_clean({"path": path, "offset": off, "limit": n})), offset, limit)
+
+    def files_get(self, path: str, host_dest: str, force: bool = False) -> Dict[str, Any]:
+        """Copies a file or directory to a new host path (the file itself, or the directory)."""
+        return self.client._call("POST", self._p("files", "get"), body=_clean({"path": path, "host_dest": _abs(host_dest), "force": force or None}))
+
+    def attach_disk(self, disk: str, path: Optional[str] = None, read_only: bool = False) -> WorkspaceInfo:
+        """Attaches a data disk to the stopped workspace (mounted at ``path``, default /mnt/DISK, from its next start)."""
+        return self._keep(self.client._call("POST", self._p("disks"), body=_clean({"disk": disk, "path": path, "read_only": read_only or None})))
+
+    def detach_disk(self, disk: str) -> WorkspaceInfo:
+        """Detaches a data disk from the stopped workspace."""
+        return self._keep(self.client._call("POST", self._p("disks", "detach"), body={"disk": disk}))
     def snapshot_create(self, name: str) -> Dict[str, Any]:
         """Take a disk snapshot called ``name`` (running or stopped; commands keep running)."""
         return self.client._call("POST", self._p("snapshots"), body={"name": name})

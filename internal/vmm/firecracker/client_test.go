@@ -88,6 +88,21 @@ func TestPlanApplyGolden(t *testing.T) {
 			},
 		},
 		{
+			name: "named data disks after the data disk",
+			edit: func(s *vmm.Spec) {
+				s.ExtraDisks = []vmm.Disk{{Path: filepath.Join(s.Dir, "disks/cache/disk.ext4")}, {Path: filepath.Join(s.Dir, "disks/corpus/disk.ext4"), ReadOnly: true}}
+			},
+			calls: []call{
+				{"PUT", "/machine-config", "machine-config.json"},
+				{"PUT", "/boot-source", "boot-source.json"},
+				{"PUT", "/drives/rootfs", "drive-rootfs.json"},
+				{"PUT", "/drives/data", "drive-data.json"},
+				{"PUT", "/drives/disk1", "drive-disk1.json"},
+				{"PUT", "/drives/disk2", "drive-disk2-ro.json"},
+				{"PUT", "/vsock", "vsock.json"},
+			},
+		},
+		{
 			name: "no data disk, odd vcpus, no extra args",
 			edit: func(s *vmm.Spec) { s.DataDisk = ""; s.CPUs = 3; s.KernelArgs = nil },
 			calls: []call{

@@ -319,6 +319,9 @@ func PlanFor(spec vmm.Spec, vsockPath string) Plan {
 			CacheType: CacheWriteback,
 		})
 	}
+	for i, d := range spec.ExtraDisks {
+		p.Drives = append(p.Drives, Drive{DriveID: fmt.Sprintf("disk%d", i+1), PathOnHost: d.Path, IsReadOnly: d.ReadOnly, CacheType: CacheWriteback})
+	}
 	return p
 }
 

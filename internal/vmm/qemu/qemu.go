@@ -200,6 +200,13 @@ func Args(spec vmm.Spec, accel Accel) []string {
 			"-drive", "id=data,file="+spec.DataDisk+",format=raw,if=none,cache=writeback,discard=unmap",
 			"-device", "virtio-blk-device,drive=data")
 	}
+	for i, d := range spec.ExtraDisks {
+		drive := fmt.Sprintf("id=disk%d,file=%s,format=raw,if=none,cache=writeback", i+1, d.Path)
+		if d.ReadOnly {
+			drive += ",readonly=on"
+		}
+		args = append(args, "-drive", drive, "-device", fmt.Sprintf("virtio-blk-device,drive=disk%d", i+1))
+	}
 	args = append(args,
 		"-device", "virtio-rng-device",
 		"-chardev", "socket,id=agent,fd=3",
