@@ -38,6 +38,8 @@ type Request struct {
 	Exec  *ExecRequest  `json:"exec,omitempty"`
 	Shell *ShellRequest `json:"shell,omitempty"`
 	Files *FilesRequest `json:"files,omitempty"`
+	// Secrets is the body of OpSecrets (secrets.go).
+	Secrets *SecretsRequest `json:"secrets,omitempty"`
 }
 
 // Response is the last frame on every stream. Error is set when the
