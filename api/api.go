@@ -46,6 +46,11 @@ type Workspace struct {
 	Error string `json:"error,omitempty"`
 	// ConsoleLog is the path of the VM's serial console log.
 	ConsoleLog string `json:"console_log,omitempty"`
+	// Secrets are the secrets it exposes (names and modes, never values).
+	Secrets []WorkspaceSecret `json:"secrets,omitempty"`
+	// SecretEnvAll puts its env secrets in every exec's and shell's
+	// environment, not only of those that ask.
+	SecretEnvAll bool `json:"secret_env_all,omitempty"`
 }
 
 // Exit reasons of a command.

@@ -28,3 +28,11 @@ func (c *Client) UnmountSecrets(ctx context.Context) error {
 	}
 	return nil
 }
+
+// ShellSeek sets where shell id's next read without a cursor starts.
+func (c *Client) ShellSeek(ctx context.Context, id string, cursor int64) error {
+	if _, err := c.Call(ctx, &guestproto.Request{Op: guestproto.OpShellRead, Shell: &guestproto.ShellRequest{ID: id, Cursor: &cursor, Seek: true}}); err != nil {
+		return fmt.Errorf("shell %s: set the read position: %w", id, err)
+	}
+	return nil
+}

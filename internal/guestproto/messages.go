@@ -152,6 +152,10 @@ type ShellRequest struct {
 	Rows   int      `json:"rows,omitempty"`
 	Data   []byte   `json:"data,omitempty"`   // shell_write: exact bytes
 	Cursor *int64   `json:"cursor,omitempty"` // shell_read: absolute output offset; nil = where the last read ended
+	// Seek (shell_read) only sets where the next read without a cursor
+	// starts, to Cursor, and returns no output (the host held back a tail
+	// that may begin a secret value).
+	Seek bool `json:"seek,omitempty"`
 	WaitMS int64    `json:"wait_ms,omitempty"`
 	Signal string   `json:"signal,omitempty"`
 }

@@ -27,6 +27,7 @@ type form struct {
 // their URL encodings) with [REDACTED:NAME]. Only those bytes change. A nil
 // *Redactor redacts nothing; its methods return their input.
 type Redactor struct {
+	secs   []Secret
 	forms  []form
 	maxLen int
 	// groups are the forms' indexes by first byte (longest first): one
@@ -47,7 +48,7 @@ func Marker(name string) string { return "[REDACTED:" + name + "]" }
 // them).
 func NewRedactor(secs []Secret) *Redactor {
 	seen := map[string]bool{}
-	r := &Redactor{}
+	r := &Redactor{secs: secs}
 	add := func(p string, name string) {
 		if len(p) < MinValue || seen[p] {
 			return
@@ -94,6 +95,14 @@ func Forms(v string) []string {
 	}
 	out = append(out, url.QueryEscape(v), url.PathEscape(v))
 	return out
+}
+
+// Secrets returns the secrets r redacts.
+func (r *Redactor) Secrets() []Secret {
+	if r == nil {
+		return nil
+	}
+	return r.secs
 }
 
 // MaxHold is the most bytes a streaming writer holds back: the longest

@@ -147,6 +147,10 @@ type record struct {
 	KernelVersion string    `json:"kernel_version,omitempty"`
 	// Ready is false until create finished (seeded, baseline recorded).
 	Ready bool `json:"ready"`
+	// Secrets are the secrets it exposes (names and modes; values stay in
+	// the host store) and SecretEnvAll whether every exec gets the env ones.
+	Secrets      []api.WorkspaceSecret `json:"secrets,omitempty"`
+	SecretEnvAll bool                  `json:"secret_env_all,omitempty"`
 }
 
 func (m *Manager) wsRoot() string              { return home.Workspaces(m.root) }
@@ -276,7 +280,7 @@ func (m *Manager) info(r *record) *api.Workspace {
 	w := &api.Workspace{
 		ID: r.ID, Name: r.Name, Image: r.Image, Backend: r.Backend, CreatedAt: r.CreatedAt,
 		CPUs: r.CPUs, MemoryMiB: r.MemoryMiB, DiskSizeBytes: r.DiskSizeBytes, Seed: r.Seed,
-		ConsoleLog: filepath.Join(m.runDir(r.ID), "console.log"),
+		ConsoleLog: filepath.Join(m.runDir(r.ID), "console.log"), Secrets: r.Secrets, SecretEnvAll: r.SecretEnvAll,
 	}
 	vs := m.vmState(r.ID)
 	w.State, w.LastExit, w.Error = vs.state, vs.lastExit, vs.err

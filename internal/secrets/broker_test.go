@@ -1,0 +1,27 @@
+package secrets
+
+import "testing"
+
+func TestBrokerSubstitute(t *testing.T) {
+	b := NewBroker([]BrokerRule{{Name: "K", Placeholder: "ph-123", Hosts: []string{"api.example.com", "127.0.0.1:8443"}, Headers: []string{"Authorization"}, Value: []byte("real")}})
+	for _, tc := range []struct {
+		host, header, in, want string
+		ok                     bool
+	}{
+		{"api.example.com", "authorization", "Bearer ph-123", "Bearer real", true},
+		{"API.example.com:443", "Authorization", "Bearer ph-123", "Bearer real", true},
+		{"127.0.0.1:8443", "Authorization", "ph-123", "real", true},
+		{"127.0.0.1:9999", "Authorization", "ph-123", "ph-123", false},
+		{"other.example.com", "Authorization", "Bearer ph-123", "Bearer ph-123", false},
+		{"api.example.com", "X-Other", "ph-123", "ph-123", false},
+	} {
+		got, ok := b.Substitute(tc.host, tc.header, tc.in)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("%s %s %q: %q %v, want %q %v", tc.host, tc.header, tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+	var nb *Broker
+	if v, ok := nb.Substitute("h", "Authorization", "x"); v != "x" || ok {
+		t.Fatal("nil broker substituted")
+	}
+}
