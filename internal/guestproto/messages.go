@@ -155,9 +155,9 @@ type ShellRequest struct {
 	// Seek (shell_read) only sets where the next read without a cursor
 	// starts, to Cursor, and returns no output (the host held back a tail
 	// that may begin a secret value).
-	Seek bool `json:"seek,omitempty"`
-	WaitMS int64    `json:"wait_ms,omitempty"`
-	Signal string   `json:"signal,omitempty"`
+	Seek   bool   `json:"seek,omitempty"`
+	WaitMS int64  `json:"wait_ms,omitempty"`
+	Signal string `json:"signal,omitempty"`
 }
 
 // ShellInfo describes a shell session.
