@@ -74,7 +74,7 @@ type SecretListRequest struct{}
 // WorkspaceSecretAddRequest is the request of `workspace_secret_add`.
 type WorkspaceSecretAddRequest struct {
 	Workspace string `json:"workspace" path:"true" cli:"arg"`
-	Name      string `json:"name" cli:"arg"`
+	Name      string `json:"name" path:"true" cli:"arg"`
 	// Mode is file, env or brokered.
 	Mode string `json:"mode,omitempty" default:"env"`
 	// Hosts and Headers override the stored secret's for a brokered

@@ -65,6 +65,13 @@ func (g *globals) printWorkspace(w *api.Workspace) error {
 	if w.Seed != "" {
 		fmt.Fprintf(tw, "seed:\t%s\n", w.Seed)
 	}
+	if len(w.Secrets) > 0 {
+		var l []string
+		for _, s := range w.Secrets {
+			l = append(l, s.Name+" ("+s.Mode+")")
+		}
+		fmt.Fprintf(tw, "secrets:\t%s\n", strings.Join(l, ", "))
+	}
 	fmt.Fprintf(tw, "console:\t%s\n", w.ConsoleLog)
 	return tw.Flush()
 }
@@ -113,6 +120,8 @@ that 'hearth workspace diff' compares against.`,
 	f.IntVar(&o.MemoryMiB, "memory", 1024, "memory in MiB (at least 128)")
 	f.StringVar(&disk, "disk-size", "8G", "size of the writable disk (sparse), e.g. 8G, 512M")
 	f.StringVar(&o.Seed, "seed", "", "host directory or archive to copy into /workspace")
+	f.StringArrayVar(&o.Secrets, "secret", nil, "expose a stored secret NAME or NAME:MODE (mode file, env or brokered; default env; repeatable; see 'hearth secret')")
+	f.BoolVar(&o.SecretEnvAll, "secret-env-all", false, "put the env secrets in every exec's and shell's environment (default: only of those that ask with --secret-env)")
 	return cmd
 }
 
@@ -282,6 +291,7 @@ is an error: start it with 'hearth workspace start WS'.`,
 	f.BoolVar(&stdin, "stdin", false, "pass this process's standard input to the command")
 	f.BoolVar(&o.Detach, "detach", false, "start the command and print its id at once; it keeps running (see workspace wait, output and kill)")
 	f.DurationVar(&yield, "yield", 0, "wait at most this long; a command still running then detaches and its id is printed")
+	f.StringArrayVar(&o.SecretEnv, "secret-env", nil, "set the workspace's env secret NAME in the command's environment (repeatable; its value is redacted from all output)")
 	return cmd
 }
 

@@ -36,6 +36,7 @@ from .types import (
     DiffSummary,
     ExecResult,
     ExportResult,
+    Secret,
     Shell,
     ShellOutput,
     SyncResult,
@@ -50,5 +51,5 @@ __all__ = [
     "FailedPreconditionError", "ConflictError", "UnavailableError", "HearthTimeoutError",
     "NotImplementedByServerError", "ResourceExhaustedError", "InternalError", "AuthenticationError",
     "Command", "CommandOutput", "DiffFile", "DiffResult", "DiffSummary", "ExecResult",
-    "ExportResult", "Shell", "ShellOutput", "SyncResult", "WorkspaceInfo",
+    "ExportResult", "Shell", "ShellOutput", "SyncResult", "WorkspaceInfo", "Secret",
 ]

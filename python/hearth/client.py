@@ -28,6 +28,7 @@ from .types import (
     DiffResult,
     ExecResult,
     ExportResult,
+    Secret,
     Shell,
     ShellOutput,
     SyncResult,
@@ -355,10 +356,16 @@ class Client:
         memory_mib: Optional[int] = None,
         disk_size: Optional[str] = None,
         seed: Optional[str] = None,
+        secrets: Optional[Sequence[str]] = None,
+        secret_env_all: bool = False,
     ) -> "Workspace":
-        """Creates a workspace (seeded from a host directory or archive) and boots it."""
+        """Creates a workspace (seeded from a host directory or archive) and boots it.
+
+        ``secrets`` are stored secrets to expose, each ``NAME`` or ``NAME:MODE``
+        (file, env or brokered)."""
         body = _clean({"name": name, "image": image, "backend": backend, "cpus": cpus,
-                       "memory_mib": memory_mib, "disk_size": disk_size, "seed": _abs(seed)})
+                       "memory_mib": memory_mib, "disk_size": disk_size, "seed": _abs(seed),
+                       "secrets": list(secrets) if secrets else None, "secret_env_all": secret_env_all or None})
         info = WorkspaceInfo.from_dict(self._call("POST", "/v1/workspaces", body=body))
         return Workspace(self, info.id, info)
 
@@ -369,6 +376,23 @@ class Client:
     def workspace(self, ref: str) -> "Workspace":
         """A handle for a workspace id or name; not checked until used."""
         return Workspace(self, ref)
+
+    def secret_set(self, name: str, value: Union[str, bytes, None] = None, value_base64: Optional[str] = None,
+                   hosts: Optional[Sequence[str]] = None, headers: Optional[Sequence[str]] = None) -> Secret:
+        """Stores a secret on the host (text, or bytes for arbitrary values). The value is never returned."""
+        if isinstance(value, (bytes, bytearray)):
+            value, value_base64 = None, base64.b64encode(bytes(value)).decode("ascii")
+        body = _clean({"value": value, "value_base64": value_base64,
+                       "hosts": list(hosts) if hosts else None, "headers": list(headers) if headers else None})
+        return Secret.from_dict(self._call("PUT", "/v1/secrets/" + _q(name), body=body))
+
+    def secret_list(self) -> List[Secret]:
+        """Lists stored secrets: names and metadata, never values."""
+        return [Secret.from_dict(d) for d in self._call("GET", "/v1/secrets")["secrets"]]
+
+    def secret_rm(self, name: str) -> Secret:
+        """Removes a stored secret (refused while a workspace exposes it)."""
+        return Secret.from_dict(self._call("DELETE", "/v1/secrets/" + _q(name)))
 
 
 def _exec_body(command: Union[str, Sequence[str]], cwd: Optional[str], env: Env, timeout_ms: Optional[int],
@@ -431,6 +455,7 @@ class Workspace:
         stdin: Union[str, bytes, None] = None,
         yield_ms: Optional[int] = None,
         detach: bool = False,
+        secret_env: Optional[Sequence[str]] = None,
         on_output: Optional[OutputCallback] = None,
     ) -> ExecResult:
         """Runs a command: an argv list, or a string run by ``/bin/sh -c``.
@@ -441,6 +466,8 @@ class Workspace:
         command_wait / command_read / command_kill.
         """
         body = _exec_body(command, cwd, env, timeout_ms, stdin, yield_ms, detach)
+        if secret_env:
+            body["secret_env"] = list(secret_env)
         return self.client._exec_call(self._p("exec"), body, on_output)
 
     def logs(self, tail: Optional[int] = None) -> List[Command]:
@@ -498,9 +525,11 @@ class Workspace:
         """Signals a running command's process group (default KILL; also INT, TERM, HUP, QUIT, USR1, USR2, TSTP, CONT)."""
         return ExecResult.from_dict(self.client._call("POST", self._p("commands", command_id, "kill"), body=_clean({"signal": signal})))
 
-    def shell_open(self, cwd: Optional[str] = None, env: Env = None, cols: Optional[int] = None, rows: Optional[int] = None) -> Shell:
-        """Opens a persistent PTY shell."""
-        body = _clean({"cwd": cwd, "env": _env_list(env), "cols": cols, "rows": rows})
+    def shell_open(self, cwd: Optional[str] = None, env: Env = None, cols: Optional[int] = None, rows: Optional[int] = None,
+                   secret_env: Optional[Sequence[str]] = None) -> Shell:
+        """Opens a persistent PTY shell (``secret_env`` names env secrets to set in it)."""
+        body = _clean({"cwd": cwd, "env": _env_list(env), "cols": cols, "rows": rows,
+                       "secret_env": list(secret_env) if secret_env else None})
         return Shell.from_dict(self.client._call("POST", self._p("shells"), body=body))
 
     def shell_write(self, shell_id: str, data: Union[str, bytes]) -> Shell:
@@ -532,4 +561,12 @@ class Workspace:
         """Lists the workspace's shell sessions."""
         return [Shell.from_dict(d) for d in self.client._call("GET", self._p("shells"))["shells"]]
 
+    def secret_add(self, name: str, mode: Optional[str] = None, hosts: Optional[Sequence[str]] = None,
+                   headers: Optional[Sequence[str]] = None) -> WorkspaceInfo:
+        """Exposes a stored secret: mode file, env (default) or brokered."""
+        body = _clean({"mode": mode, "hosts": list(hosts) if hosts else None, "headers": list(headers) if headers else None})
+        return self._keep(self.client._call("PUT", self._p("secrets", name), body=body))
 
+    def secret_rm(self, name: str) -> WorkspaceInfo:
+        """Stops exposing a secret to the workspace."""
+        return self._keep(self.client._call("DELETE", self._p("secrets", name)))
