@@ -392,7 +392,10 @@ func TestSecretBadInput(t *testing.T) {
 			_, err := c.SecretSet(ctx, name, []byte(strings.Repeat(val, 64<<10/len(val)+1)), hearth.SecretSetOptions{})
 			return err
 		}, errdefs.ErrInvalidArgument},
-		{"bad name", func() error { _, err := c.SecretSet(ctx, "no-dash", []byte(val), hearth.SecretSetOptions{}); return err }, errdefs.ErrInvalidArgument},
+		{"bad name", func() error {
+			_, err := c.SecretSet(ctx, "no-dash", []byte(val), hearth.SecretSetOptions{})
+			return err
+		}, errdefs.ErrInvalidArgument},
 		{"any-host", func() error {
 			_, err := c.SecretSet(ctx, name, []byte(val), hearth.SecretSetOptions{Hosts: []string{"*"}})
 			return err
