@@ -267,12 +267,13 @@ func TestSecrets(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer ws.ShellClose(context.Background(), sh.ID)
-		if _, err := ws.ShellWrite(ctx, sh.ID, []byte("echo \"s=$"+envName+"=e\"\n")); err != nil {
+		// The marker "=end" appears in the output only, not in the echoed input.
+		if _, err := ws.ShellWrite(ctx, sh.ID, []byte("printf 's=%s=%s\\n' \"$"+envName+"\" end\n")); err != nil {
 			t.Fatal(err)
 		}
 		var out strings.Builder
 		deadline := time.Now().Add(time.Minute)
-		for !strings.Contains(out.String(), "=e") && time.Now().Before(deadline) {
+		for !strings.Contains(out.String(), "=end") && time.Now().Before(deadline) {
 			o, err := ws.ShellRead(ctx, sh.ID, hearth.ShellReadOptions{Wait: 5 * time.Second, Plain: true})
 			if err != nil {
 				t.Fatal(err)
@@ -280,7 +281,7 @@ func TestSecrets(t *testing.T) {
 			out.WriteString(o.Output)
 		}
 		noValue("shell output", out.String())
-		if !strings.Contains(out.String(), "s=[REDACTED:"+envName+"]=e") {
+		if !strings.Contains(out.String(), "s=[REDACTED:"+envName+"]=end") {
 			t.Fatalf("shell output: %q", out.String())
 		}
 	})
