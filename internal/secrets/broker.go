@@ -87,3 +87,28 @@ func hostMatches(hosts []string, host string) bool {
 	}
 	return false
 }
+
+// Exposure is what the broker needs of a workspace's brokered secret (the
+// fields of api.WorkspaceSecret, which the workspace record holds).
+type Exposure struct {
+	Name, Mode, Placeholder string
+	Hosts, Headers          []string
+}
+
+// Broker returns the broker of a workspace's brokered exposures, with the
+// values read from the store: for a process that has the workspace's
+// record but no workspace.Manager (the supervisor).
+func (s *Store) Broker(exps []Exposure) (*Broker, error) {
+	var rules []BrokerRule
+	for _, e := range exps {
+		if e.Mode != ModeBrokered {
+			continue
+		}
+		v, _, err := s.Get(e.Name)
+		if err != nil {
+			return nil, err
+		}
+		rules = append(rules, BrokerRule{Name: e.Name, Placeholder: e.Placeholder, Hosts: e.Hosts, Headers: e.Headers, Value: v})
+	}
+	return NewBroker(rules), nil
+}

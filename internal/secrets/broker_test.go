@@ -25,3 +25,20 @@ func TestBrokerSubstitute(t *testing.T) {
 		t.Fatal("nil broker substituted")
 	}
 }
+
+func TestStoreBroker(t *testing.T) {
+	s := Open(t.TempDir())
+	if _, err := s.Set("K", []byte("real-value"), SetOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.Broker([]Exposure{{Name: "K", Mode: ModeBrokered, Placeholder: "ph-1", Hosts: []string{"h.example"}, Headers: []string{"Authorization"}}, {Name: "K", Mode: ModeEnv}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := b.Substitute("h.example", "Authorization", "Bearer ph-1"); !ok || v != "Bearer real-value" {
+		t.Fatalf("%q %v", v, ok)
+	}
+	if _, err := s.Broker([]Exposure{{Name: "GONE", Mode: ModeBrokered}}); err == nil {
+		t.Fatal("unknown secret accepted")
+	}
+}

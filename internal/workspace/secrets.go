@@ -404,17 +404,11 @@ func (m *Manager) SecretBroker(ref string) (*secrets.Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	exp, err := m.exposed(rec)
-	if err != nil {
-		return nil, err
+	var exps []secrets.Exposure
+	for _, s := range rec.Secrets {
+		exps = append(exps, secrets.Exposure{Name: s.Name, Mode: s.Mode, Placeholder: s.Placeholder, Hosts: s.Hosts, Headers: s.Headers})
 	}
-	var rules []secrets.BrokerRule
-	for _, s := range exp {
-		if s.Mode == secrets.ModeBrokered {
-			rules = append(rules, secrets.BrokerRule{Name: s.Name, Placeholder: s.Placeholder, Hosts: s.Hosts, Headers: s.Headers, Value: s.value})
-		}
-	}
-	return secrets.NewBroker(rules), nil
+	return m.secretStore().Broker(exps)
 }
 
 // redactErr redacts an error's message with the workspace's redactor.
