@@ -24,7 +24,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer ws.Delete(ctx, true)
-	res, err := ws.Exec(ctx, hearth.ExecOptions{Argv: []string{"make", "test"}, Capture: true, Timeout: 5 * time.Minute})
+	res, err := ws.Exec(ctx, hearth.ExecOptions{Argv: []string{"make", "test"}, Timeout: 5 * time.Minute})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func ExampleWorkspace_CommandWait() {
 	ctx := context.Background()
 	c, _ := hearth.New()
 	ws := c.Workspace("demo")
-	res, err := ws.Exec(ctx, hearth.ExecOptions{Argv: []string{"make", "build"}, Yield: 10 * time.Second, Capture: true})
+	res, err := ws.Exec(ctx, hearth.ExecOptions{Argv: []string{"make", "build"}, Yield: 10 * time.Second})
 	if err != nil {
 		log.Fatal(err)
 	}

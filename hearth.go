@@ -284,10 +284,16 @@ func (w *Workspace) Start(ctx context.Context) (*WorkspaceInfo, error) {
 	return w.keep(invoke[WorkspaceInfo](ctx, w.c, "workspace_start", &r, Streams{}))
 }
 
-// Stop shuts the workspace down cleanly (no-op when stopped).
+// Stop shuts the workspace down cleanly (no-op when stopped). It waits
+// for calls in flight (at most 30 s) and then refuses naming them; see
+// StopForce.
 func (w *Workspace) Stop(ctx context.Context) (*WorkspaceInfo, error) {
-	r := w.req()
-	return w.keep(invoke[WorkspaceInfo](ctx, w.c, "workspace_stop", &r, Streams{}))
+	return w.keep(invoke[WorkspaceInfo](ctx, w.c, "workspace_stop", &api.StopRequest{Workspace: w.ref}, Streams{}))
+}
+
+// StopForce stops the workspace even while calls are in flight (they fail).
+func (w *Workspace) StopForce(ctx context.Context) (*WorkspaceInfo, error) {
+	return w.keep(invoke[WorkspaceInfo](ctx, w.c, "workspace_stop", &api.StopRequest{Workspace: w.ref, Force: true}, Streams{}))
 }
 
 // Delete removes the workspace and all its files; a running one only with
@@ -308,13 +314,21 @@ func (w *Workspace) Exec(ctx context.Context, o ExecOptions) (*ExecResult, error
 	return invoke[ExecResult](ctx, w.c, "workspace_exec", &req, execStreams(o))
 }
 
-// Logs returns the command log.
+// Logs returns the command log (the last o.Tail entries, or all), reading
+// it page by page.
 func (w *Workspace) Logs(ctx context.Context, o LogsOptions) ([]Command, error) {
-	l, err := invoke[api.CommandList](ctx, w.c, "workspace_logs", &api.LogsRequest{Workspace: w.ref, Tail: o.Tail}, Streams{})
-	if err != nil {
-		return nil, err
+	var all []Command
+	for off := 0; ; {
+		l, err := invoke[api.CommandList](ctx, w.c, "workspace_logs", &api.LogsRequest{Workspace: w.ref, Tail: o.Tail, Offset: off, Limit: 10000}, Streams{})
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, l.Commands...)
+		if l.NextOffset >= l.Total || len(l.Commands) == 0 {
+			return all, nil
+		}
+		off = l.NextOffset
 	}
-	return l.Commands, nil
 }
 
 // CommandOutput opens the full "stdout" or "stderr" of a logged command.

@@ -67,14 +67,6 @@ type remoteError struct {
 func (e *remoteError) Error() string { return e.msg }
 func (e *remoteError) Unwrap() error { return errdefs.FromKind(e.kind) }
 
-func wsPath(ref string, rest ...string) string {
-	p := "/v1/workspaces/" + url.PathEscape(ref)
-	for _, s := range rest {
-		p += "/" + url.PathEscape(s)
-	}
-	return p
-}
-
 // send makes a request; the caller closes the response body.
 func (r *remote) send(ctx context.Context, method, path string, q url.Values, body any, accept string) (*http.Response, error) {
 	var rd io.Reader

@@ -75,6 +75,15 @@ type WorkspaceRequest struct {
 	Workspace string `json:"workspace" path:"true" cli:"arg"`
 }
 
+// StopRequest is the request of `workspace_stop`.
+type StopRequest struct {
+	Workspace string `json:"workspace" path:"true" cli:"arg"`
+	// Force stops the VM even while calls (exec, export, …) are in flight;
+	// they fail. Without it a stop waits for them (at most 30 s), then
+	// refuses naming them.
+	Force bool `json:"force,omitempty"`
+}
+
 // DeleteRequest is the request of `workspace_delete`.
 type DeleteRequest struct {
 	Workspace string `json:"workspace" path:"true" cli:"arg"`
@@ -100,8 +109,12 @@ type ExecRequest struct {
 // LogsRequest is the request of `workspace_logs`.
 type LogsRequest struct {
 	Workspace string `json:"workspace" path:"true" cli:"arg"`
-	// Tail keeps only the last N commands (0: all).
+	// Tail keeps only the last N commands (0: all), before paging.
 	Tail int `json:"tail,omitempty"`
+	// Offset and Limit page through the (tailed) list: at most Limit
+	// entries from Offset; the result's next_offset continues.
+	Offset int `json:"offset,omitempty" cli:"-"`
+	Limit  int `json:"limit,omitempty" default:"1000" max:"10000" cli:"-"`
 }
 
 // LogsPruneRequest is the request of `workspace_logs_prune`.

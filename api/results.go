@@ -7,9 +7,13 @@ type WorkspaceList struct {
 	Workspaces []Workspace `json:"workspaces"`
 }
 
-// CommandList is the result of `workspace_logs`.
+// CommandList is the result of `workspace_logs`: one page of the log.
 type CommandList struct {
 	Commands []Command `json:"commands"`
+	// Total is the number of entries before paging; NextOffset is where
+	// the next page starts (equal to Total on the last page).
+	Total      int `json:"total"`
+	NextOffset int `json:"next_offset"`
 }
 
 // ShellList is the result of `shell_list`.

@@ -63,7 +63,7 @@ func run(ctx context.Context) error {
 		}
 	}()
 
-	res, err := ws.Exec(ctx, hearth.ExecOptions{Shell: "cat hello.txt; uname -sr", Capture: true})
+	res, err := ws.Exec(ctx, hearth.ExecOptions{Shell: "cat hello.txt; uname -sr"})
 	if err != nil {
 		return fmt.Errorf("exec: %w", err)
 	}

@@ -106,7 +106,7 @@ func (t *shellTable) get(id string) (*shellSession, error) {
 	defer t.mu.Unlock()
 	sh, ok := t.sessions[id]
 	if !ok {
-		return nil, errorf(guestproto.CodeNotFound, "shell session %q not found: see the open sessions with `hearth workspace shell list`", id)
+		return nil, errorf(guestproto.CodeNotFound, "shell session %q not found (shell_list lists the open sessions)", id)
 	}
 	return sh, nil
 }
@@ -179,7 +179,7 @@ func handleShellOpen(ctx context.Context, s *Server, st *Stream, req *guestproto
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if len(t.sessions) >= maxShells {
-		return nil, errorf(guestproto.CodeLimit, "%d shell sessions are open, the most a workspace allows: close one with `hearth workspace shell close`", len(t.sessions))
+		return nil, errorf(guestproto.CodeLimit, "%d shell sessions are open, the most a workspace allows: close one first", len(t.sessions))
 	}
 	id := newShellID()
 	for t.sessions[id] != nil {
@@ -325,7 +325,7 @@ func checkSize(cols, rows int) error {
 
 func shellReq(req *guestproto.Request) (*guestproto.ShellRequest, error) {
 	if req.Shell == nil || req.Shell.ID == "" {
-		return nil, errorf(guestproto.CodeInvalid, "%s needs a shell session id: see `hearth workspace shell list`", req.Op)
+		return nil, errorf(guestproto.CodeInvalid, "%s needs a shell session id (shell_list lists them)", req.Op)
 	}
 	return req.Shell, nil
 }
@@ -449,7 +449,7 @@ func handleShellClose(ctx context.Context, s *Server, st *Stream, req *guestprot
 			// Closing a closed shell is fine: it answers with its final state.
 			return &guestproto.Response{Shell: prev}, nil
 		}
-		return nil, errorf(guestproto.CodeNotFound, "shell session %q not found: see the open sessions with `hearth workspace shell list`", r.ID)
+		return nil, errorf(guestproto.CodeNotFound, "shell session %q not found (shell_list lists the open sessions)", r.ID)
 	}
 	sh.terminate()
 	info := sh.info()

@@ -105,7 +105,7 @@ func checkDestDir(dest string, force bool) (replace bool, err error) {
 		return false, nil
 	}
 	if !force {
-		return false, fmt.Errorf("destination %s is not empty: %w (choose an empty or new directory, or pass --force to replace it)", dest, errdefs.ErrAlreadyExists)
+		return false, fmt.Errorf("destination %s is not empty: %w (choose an empty or new directory, or replace it with force)", dest, errdefs.ErrAlreadyExists)
 	}
 	return true, nil
 }

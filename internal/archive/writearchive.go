@@ -40,7 +40,7 @@ func WriteArchive(ctx context.Context, r io.Reader, destFile string, opts Extrac
 			return nil, fmt.Errorf("archive destination %s is a directory: %w (give a file name such as out.tar.gz)", destFile, errdefs.ErrAlreadyExists)
 		}
 		if !opts.Force {
-			return nil, fmt.Errorf("archive destination %s already exists: %w (choose a new file name, or pass --force to replace it)", destFile, errdefs.ErrAlreadyExists)
+			return nil, fmt.Errorf("archive destination %s already exists: %w (choose a new file name, or replace it with force)", destFile, errdefs.ErrAlreadyExists)
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("archive destination %s: %w", destFile, err)

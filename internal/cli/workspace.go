@@ -198,9 +198,15 @@ func newWSStart(g *globals) *cobra.Command {
 }
 
 func newWSStop(g *globals) *cobra.Command {
-	return wsCmd(g, "stop", "Shut a workspace down cleanly (its disk is kept)", func(cmd *cobra.Command, ws *hearth.Workspace) (*api.Workspace, error) {
+	var force bool
+	cmd := wsCmd(g, "stop", "Shut a workspace down cleanly (its disk is kept)", func(cmd *cobra.Command, ws *hearth.Workspace) (*api.Workspace, error) {
+		if force {
+			return ws.StopForce(cmd.Context())
+		}
 		return ws.Stop(cmd.Context())
 	})
+	cmd.Flags().BoolVar(&force, "force", false, "stop even while calls (exec, export, ...) are in flight; they fail")
+	return cmd
 }
 
 func newWSDelete(g *globals) *cobra.Command {

@@ -242,7 +242,7 @@ func TestShellLimit(t *testing.T) {
 		ids = append(ids, info.ID)
 	}
 	_, err := c.ShellOpen(ctx, nil)
-	if !errors.Is(err, errdefs.ErrResourceExhausted) || !strings.Contains(err.Error(), "hearth workspace shell close") {
+	if !errors.Is(err, errdefs.ErrResourceExhausted) || !strings.Contains(err.Error(), "close one first") {
 		t.Fatalf("17th shell: %v", err)
 	}
 	list, err := c.ShellList(ctx)

@@ -153,10 +153,3 @@ func setScalar(f reflect.Value, s string) error {
 	}
 	return nil
 }
-
-func nonNegative(name string, n int64) error {
-	if n < 0 {
-		return fmt.Errorf("%s must not be negative: %w", name, errdefs.ErrInvalidArgument)
-	}
-	return nil
-}

@@ -7,7 +7,6 @@ import (
 	"reflect"
 
 	"github.com/hearthvm/hearth"
-	"github.com/hearthvm/hearth/api"
 	"github.com/hearthvm/hearth/internal/errdefs"
 	"github.com/hearthvm/hearth/internal/ops"
 )
@@ -71,8 +70,3 @@ func fieldName(op ops.Op, json string) string {
 	}
 	panic(fmt.Sprintf("httpapi: %s has no field %s", op.Name, json))
 }
-
-// resultOf returns the zero result of op for the OpenAPI document.
-func resultOf(op ops.Op) reflect.Type { return op.ResultType() }
-
-var _ = api.ContractVersion

@@ -296,11 +296,3 @@ func report(ctx context.Context, msg string) {
 	p, _ := ctx.Value(progressKey{}).(*progress)
 	p.send(ctx, msg)
 }
-
-// nonNil returns s, or an empty slice for nil (schemas say "array", G5).
-func nonNil[T any](s []T) []T {
-	if s == nil {
-		return []T{}
-	}
-	return s
-}

@@ -94,9 +94,10 @@ var All = []Op{
 		Name: "workspace_stop", Summary: "Shut a workspace down cleanly",
 		Guide: "Its disk persists: boot it again with workspace_start. No-op when stopped.",
 		CLI:   "workspace stop", Go: "Workspace.Stop", Python: "Workspace.stop", Method: "POST", Path: "/v1/workspaces/{workspace}/stop",
-		Request: api.WorkspaceRequest{}, Result: api.Workspace{}, Idempotent: true,
-		local: bind(func(ctx context.Context, m *m, r api.WorkspaceRequest, _ IO) (*api.Workspace, error) {
-			return m.Stop(ctx, r.Workspace)
+		Request: api.StopRequest{}, Result: api.Workspace{}, Idempotent: true,
+		ArgsDoc: map[string]string{"force": "Stop even while calls (exec, export, …) are in flight: they fail. Without it the stop waits for them at most 30 s, then refuses naming them."},
+		local: bind(func(ctx context.Context, m *m, r api.StopRequest, _ IO) (*api.Workspace, error) {
+			return m.StopWith(ctx, r.Workspace, workspace.StopOptions{Force: r.Force})
 		}),
 	},
 	{
@@ -130,15 +131,19 @@ var All = []Op{
 	},
 	{
 		Name: "workspace_logs", Summary: "List the command log",
-		Guide: "Returns the workspace's commands with their ids, status, exit codes and output sizes. Read a command's output with command_read.",
+		Guide: "Returns the workspace's commands, oldest first, with their ids, status, exit codes and output sizes, a page at a time (offset, limit; next_offset continues, total counts all). Read a command's output with command_read.",
 		CLI:   "workspace logs", Go: "Workspace.Logs", Python: "Workspace.logs", Method: "GET", Path: "/v1/workspaces/{workspace}/logs",
 		Request: api.LogsRequest{}, Result: api.CommandList{}, ReadOnly: true, Idempotent: true,
+		MCP: map[string]int64{"limit": 100},
 		local: bind(func(ctx context.Context, m *m, r api.LogsRequest, _ IO) (*api.CommandList, error) {
 			l, err := m.Logs(ctx, r.Workspace, workspace.LogsOptions{Tail: r.Tail})
 			if err != nil {
 				return nil, err
 			}
-			return &api.CommandList{Commands: nonNil(l)}, nil
+			total := len(l)
+			lo := min(r.Offset, total)
+			hi := min(lo+r.Limit, total)
+			return &api.CommandList{Commands: nonNil(l[lo:hi]), Total: total, NextOffset: hi}, nil
 		}),
 	},
 	{

@@ -137,7 +137,7 @@ func (s *Store) Set(name string, value []byte, o SetOptions) (*Meta, error) {
 func CheckValue(name string, value []byte) error {
 	switch {
 	case len(value) == 0:
-		return errdefs.Arg("value", "secret %s: no value given: pipe it on stdin, or use from_file or from_env", name)
+		return errdefs.Arg("value", "secret %s: no value given: give value or value_base64", name)
 	case len(value) < MinValue:
 		return errdefs.Arg("value", "secret %s: the value is %d bytes, shorter than %d: too short to redact from output safely", name, len(value), MinValue)
 	case len(value) > MaxValue:
@@ -192,7 +192,7 @@ func (s *Store) Meta(name string) (*Meta, error) {
 }
 
 func notFound(name string) error {
-	return fmt.Errorf("no secret named %q: set it with `hearth secret set %s` (see `hearth secret list`): %w", name, name, errdefs.ErrNotFound)
+	return fmt.Errorf("no secret named %q: store it with secret_set (see secret_list): %w", name, errdefs.ErrNotFound)
 }
 
 // List returns every secret's metadata, by name.

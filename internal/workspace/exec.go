@@ -33,7 +33,9 @@ type ExecOptions struct {
 	Stdin io.Reader
 	// Stdout and Stderr receive the output as it arrives (may be nil).
 	Stdout, Stderr io.Writer
-	// Capture keeps up to api.OutputLimit bytes of each stream in the result.
+	// Capture keeps up to api.OutputLimit bytes of each stream in the
+	// result. The Go SDK and every other surface always set it (the
+	// contract returns output); the field stays for compatibility.
 	Capture bool
 	// Detach starts the command and returns at once with status "running"
 	// and its command id; the workspace's supervisor keeps it running and
@@ -292,7 +294,7 @@ func (m *Manager) PruneLogs(ctx context.Context, ref string, o PruneLogsOptions)
 func (m *Manager) command(rec *record, id string) (*api.Command, error) {
 	c, err := m.commandLog(rec.ID).Get(id)
 	if errors.Is(err, errdefs.ErrNotFound) {
-		return nil, fmt.Errorf("no command %q in the log of %s: see `hearth workspace logs %s`: %w", id, rec.Name, rec.Name, errdefs.ErrNotFound)
+		return nil, fmt.Errorf("no command %q in the log of %s (workspace_logs lists them): %w", id, rec.Name, errdefs.ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("command log of %s: %w", rec.Name, err)

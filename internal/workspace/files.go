@@ -30,12 +30,12 @@ const WorkspaceRoot = "/workspace"
 func checkSeed(ctx context.Context, src string) error {
 	if _, err := os.Stat(src); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("--seed %s does not exist: give a directory or a .tar, .tar.gz, .tgz or .zip file: %w", src, errdefs.ErrNotFound)
+			return fmt.Errorf("seed %s does not exist: give a directory or a .tar, .tar.gz, .tgz or .zip file: %w", src, errdefs.ErrNotFound)
 		}
-		return fmt.Errorf("--seed %s: %w: %w", src, err, errdefs.ErrInvalidArgument)
+		return fmt.Errorf("seed %s: %w: %w", src, err, errdefs.ErrInvalidArgument)
 	}
 	if _, err := archive.CheckSeed(ctx, src); err != nil {
-		return fmt.Errorf("--seed %s: %w", src, err)
+		return fmt.Errorf("seed %s: %w", src, err)
 	}
 	return nil
 }

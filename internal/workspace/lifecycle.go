@@ -178,7 +178,7 @@ func (m *Manager) vmState(id string) vmState {
 	case vmmAlive && !supAlive:
 		// Only a VMM started before VMMs died with their supervisor.
 		return vmState{state: api.StateError, status: st, lastExit: "supervisor died",
-			err: fmt.Sprintf("the VM's supervisor (pid %d) died while the VMM (pid %d) runs: `hearth workspace stop %s` cleans up", st.SupervisorPID, st.VMMPID, id)}
+			err: fmt.Sprintf("the VM's supervisor (pid %d) died while the VMM (pid %d) runs: stopping the workspace cleans up", st.SupervisorPID, st.VMMPID)}
 	case !supAlive:
 		// The supervisor went without recording an exit (kill -9, OOM):
 		// its VMM died with it (parent-death signal).
@@ -187,27 +187,6 @@ func (m *Manager) vmState(id string) vmState {
 	default:
 		return vmState{state: api.StateStopped, status: st, lastExit: "VMM gone without a recorded exit (killed)"}
 	}
-}
-
-// runnerGone reports whether the host process that ran a command still
-// recorded as running is gone: a command is lost then. HostPID is the
-// calling process of a foreground command and the supervisor of a
-// detached one; a live process that started after the command did is not
-// its runner (the pid was reused).
-func runnerGone(c *api.Command) bool {
-	if c.HostPID <= 0 {
-		return false
-	}
-	at, err := proc.StartedAt(c.HostPID)
-	if err != nil {
-		return true
-	}
-	st, err := proc.ReadStat(c.HostPID)
-	if err != nil || st.State == 'Z' {
-		return true
-	}
-	// StartedAt has the precision of the boot time (1 s).
-	return at.After(c.StartedAt.Add(2 * time.Second))
 }
 
 // List returns every workspace.
@@ -484,7 +463,7 @@ func (m *Manager) Start(ctx context.Context, ref string) (*api.Workspace, error)
 	defer l.release()
 	rec := l.rec
 	if !rec.Ready {
-		return nil, fmt.Errorf("workspace %s: its create did not finish, so it has no baseline: delete it with `hearth workspace delete --force %s` and create it again: %w", rec.Name, rec.ID, errdefs.ErrFailedPrecondition)
+		return nil, fmt.Errorf("workspace %s: its create did not finish, so it has no baseline: delete it (with force) and create it again: %w", rec.Name, errdefs.ErrFailedPrecondition)
 	}
 	vs := m.vmState(rec.ID)
 	if vs.state == api.StateRunning {
@@ -663,16 +642,7 @@ func (m *Manager) Delete(ctx context.Context, ref string, force bool) (*api.Work
 func (m *Manager) client(rec *record) (*guest.Client, error) {
 	vs := m.vmState(rec.ID)
 	if vs.state != api.StateRunning {
-		return nil, fmt.Errorf("workspace %s is %s: start it with `hearth workspace start %s`: %w", rec.Name, vs.state, rec.Name, errdefs.ErrFailedPrecondition)
+		return nil, fmt.Errorf("workspace %s is %s: start it first: %w", rec.Name, vs.state, errdefs.ErrFailedPrecondition)
 	}
 	return &guest.Client{Socket: vs.status.AgentSocket}, nil
-}
-
-// supervisorPID is the pid of workspace id's supervisor (0 if none).
-func (m *Manager) supervisorPID(id string) int {
-	st, err := supervisor.ReadStatus(m.runDir(id))
-	if err != nil {
-		return 0
-	}
-	return st.SupervisorPID
 }

@@ -25,7 +25,7 @@ package workspace
 //   - stop and start then refuse (ErrConflict naming the calls: a
 //     foreground exec may run for hours, and a stop does not end someone
 //     else's work unasked);
-//   - stop with Force and delete --force end them instead: they stop the
+//   - stop and delete with force end them instead: they stop the
 //     VM first (the calls fail, their guest processes gone), wait for the
 //     calls to unwind, and only then go on, so an export that was running
 //     fails and rolls its destination back before any file of the
@@ -229,7 +229,7 @@ func (m *Manager) beginCall(ctx context.Context, ref, op string) (*record, func(
 	}
 	if !rec.Ready {
 		u.release()
-		return nil, nil, fmt.Errorf("workspace %s: its create did not finish: delete it with `hearth workspace delete --force %s` and create it again: %w", rec.Name, rec.ID, errdefs.ErrFailedPrecondition)
+		return nil, nil, fmt.Errorf("workspace %s: its create did not finish: delete it (with force) and create it again: %w", rec.Name, errdefs.ErrFailedPrecondition)
 	}
 	u.drop = m.addHolder(rec.ID, holdCall, op)
 	return rec, u.release, nil
@@ -308,7 +308,7 @@ func (l *lifecycleLock) drain(ctx context.Context, preempt func()) error {
 				return fmt.Errorf("%s %s: the VM is stopped but calls still hold the workspace after %s: %s: try again: %w",
 					l.op, rec.Name, m.busyWait, m.holdersText(rec.ID, holdCall), errdefs.ErrConflict)
 			}
-			return fmt.Errorf("%s %s: calls are in flight: %s (waited %s): wait for them to finish, or use --force, which ends them by stopping the VM: %w",
+			return fmt.Errorf("%s %s: calls are in flight: %s (waited %s): wait for them to finish, or use force, which ends them by stopping the VM: %w",
 				l.op, rec.Name, m.holdersText(rec.ID, holdCall), m.busyWait, errdefs.ErrConflict)
 		}
 		return waitErr(err, fmt.Sprintf("%s %s: waiting for calls in flight (%s)", l.op, rec.Name, m.holdersText(rec.ID, holdCall)))

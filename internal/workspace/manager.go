@@ -227,7 +227,7 @@ func (m *Manager) records() ([]*record, error) {
 // resolve finds a workspace by id or unique name.
 func (m *Manager) resolve(ref string) (*record, error) {
 	if ref == "" {
-		return nil, fmt.Errorf("no workspace given: pass a workspace id or name (see `hearth workspace list`): %w", errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("no workspace given: pass a workspace id or name (workspace_list lists them): %w", errdefs.ErrInvalidArgument)
 	}
 	if idRE.MatchString(ref) {
 		if r, err := m.readRecord(ref); err == nil {
@@ -246,7 +246,7 @@ func (m *Manager) resolve(ref string) (*record, error) {
 	}
 	switch len(match) {
 	case 0:
-		return nil, fmt.Errorf("no workspace named %q: see `hearth workspace list`: %w", ref, errdefs.ErrNotFound)
+		return nil, fmt.Errorf("no workspace named %q (workspace_list lists them): %w", ref, errdefs.ErrNotFound)
 	case 1:
 		return match[0], nil
 	}
@@ -300,7 +300,7 @@ func (m *Manager) info(r *record) *api.Workspace {
 			}
 		} else {
 			w.State = api.StateError
-			w.Error = "create did not finish (interrupted): delete this workspace with `hearth workspace delete --force " + r.ID + "`, or create it again with the same name, which replaces it"
+			w.Error = "create did not finish (interrupted): delete this workspace (with force), or create it again with the same name, which replaces it"
 		}
 	}
 	return w

@@ -76,8 +76,8 @@ func (m *Manager) SecretRemove(ctx context.Context, name string) (*api.Secret, e
 		return nil, err
 	}
 	if users := m.secretUsers(name); len(users) > 0 {
-		return nil, fmt.Errorf("secret %s is exposed to %s: remove it there first (`hearth workspace secret rm WS %s`): %w",
-			name, strings.Join(users, ", "), name, errdefs.ErrFailedPrecondition)
+		return nil, fmt.Errorf("secret %s is exposed to %s: remove it there first with workspace_secret_rm: %w",
+			name, strings.Join(users, ", "), errdefs.ErrFailedPrecondition)
 	}
 	if _, err := m.secretStore().Remove(name); err != nil {
 		return nil, err
@@ -148,7 +148,7 @@ func (m *Manager) exposure(e SecretExposure, arg string) (api.WorkspaceSecret, e
 		}
 	}
 	if len(hosts) == 0 {
-		return ws, errdefs.Arg("hosts", "secret %s: a brokered secret needs the hosts it may be sent to (there is no any-host default): give hosts, or store them with `hearth secret set %s --host HOST`", e.Name, e.Name)
+		return ws, errdefs.Arg("hosts", "secret %s: a brokered secret needs the hosts it may be sent to (there is no any-host default): give hosts, or store them with the secret (secret_set's hosts)", e.Name)
 	}
 	if len(headers) == 0 {
 		headers = []string{DefaultSecretHeader}
@@ -346,7 +346,7 @@ func (m *Manager) secretEnv(rec *record, names []string) ([]string, error) {
 			if err := secrets.ValidateName(n); err != nil {
 				return nil, errdefs.Arg("secret_env", "%q: not a secret name", n)
 			}
-			return nil, errdefs.Mark(fmt.Errorf("secret_env: workspace %s does not expose a secret named %q: add it with `hearth workspace secret add %s %s`", rec.Name, n, rec.Name, n), errdefs.ErrNotFound)
+			return nil, errdefs.Mark(fmt.Errorf("secret_env: workspace %s does not expose a secret named %q: expose it with workspace_secret_add", rec.Name, n), errdefs.ErrNotFound)
 		}
 		if rec.Secrets[i].Mode == secrets.ModeFile {
 			return nil, errdefs.Arg("secret_env", "workspace %s exposes %s as a file (/run/secrets/%s), not in the environment: add it with mode env", rec.Name, n, n)

@@ -60,7 +60,7 @@ func (m *Manager) SyncPush(ctx context.Context, ref, src string, o SyncOptions) 
 		return nil, fmt.Errorf("sync source %s: %w", src, err)
 	}
 	if !st.IsDir() {
-		return nil, fmt.Errorf("sync source %s is not a directory: push a directory (use --seed at create for archives): %w", src, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("sync source %s is not a directory: push a directory (an archive can seed a workspace at create): %w", src, errdefs.ErrInvalidArgument)
 	}
 	c, err := m.client(rec)
 	if err != nil {

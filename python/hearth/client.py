@@ -437,9 +437,11 @@ class Workspace:
         """Boots a stopped workspace (no-op when running)."""
         return self._keep(self.client._call("POST", self._p("start")))
 
-    def stop(self) -> WorkspaceInfo:
-        """Shuts the workspace down cleanly (no-op when stopped)."""
-        return self._keep(self.client._call("POST", self._p("stop")))
+    def stop(self, force: bool = False) -> WorkspaceInfo:
+        """Shuts the workspace down cleanly (no-op when stopped). It waits for
+        calls in flight (at most 30 s), then refuses naming them; ``force``
+        stops it anyway (they fail)."""
+        return self._keep(self.client._call("POST", self._p("stop"), body={"force": True} if force else None))
 
     def delete(self, force: bool = False) -> WorkspaceInfo:
         """Deletes the workspace and all its files; a running one only with force."""
@@ -470,9 +472,22 @@ class Workspace:
             body["secret_env"] = list(secret_env)
         return self.client._exec_call(self._p("exec"), body, on_output)
 
-    def logs(self, tail: Optional[int] = None) -> List[Command]:
-        """The command log (the last ``tail`` entries)."""
-        return [Command.from_dict(d) for d in self.client._call("GET", self._p("logs"), query={"tail": tail})["commands"]]
+    def logs(self, tail: Optional[int] = None, offset: Optional[int] = None, limit: Optional[int] = None) -> List[Command]:
+        """The command log (the last ``tail`` entries), oldest first.
+
+        Without ``offset``/``limit`` every entry is returned, fetched page by
+        page; with them, just that page."""
+        if offset is not None or limit is not None:
+            q = {"tail": tail, "offset": offset, "limit": limit}
+            return [Command.from_dict(d) for d in self.client._call("GET", self._p("logs"), query=q)["commands"]]
+        out: List[Command] = []
+        off = 0
+        while True:
+            page = self.client._call("GET", self._p("logs"), query={"tail": tail, "offset": off, "limit": 10000})
+            out += [Command.from_dict(d) for d in page["commands"]]
+            if page.get("next_offset", 0) >= page.get("total", 0) or not page["commands"]:
+                return out
+            off = page["next_offset"]
 
     def logs_prune(self, keep_last: Optional[int] = None, older_than_ms: Optional[int] = None,
                    max_bytes: Optional[str] = None) -> Dict[str, Any]:

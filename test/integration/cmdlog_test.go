@@ -186,7 +186,12 @@ func TestSupervisorKilledDetachedLost(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if out.Data == "before\n" {
+		// Both streams: they arrive separately.
+		errOut, err := ws.CommandRead(ctx, r.CommandID, "stderr", 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out.Data == "before\n" && errOut.Data == "err-before\n" {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hearthvm/hearth"
+	"github.com/hearthvm/hearth/api"
 	"github.com/hearthvm/hearth/internal/httpapi"
 )
 
@@ -28,6 +29,26 @@ func TestContractAgreement(t *testing.T) {
 		res, err := ws.Exec(ctx, hearth.ExecOptions{Argv: []string{"echo", "captured"}})
 		if err != nil || res.Stdout != "captured\n" {
 			t.Fatalf("exec without Capture: %+v %v", res, err)
+		}
+	})
+
+	t.Run("logs page by page", func(t *testing.T) {
+		for i := 0; i < 3; i++ {
+			if _, err := ws.Exec(ctx, hearth.ExecOptions{Argv: []string{"true"}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out, err := c.Invoke(ctx, "workspace_logs", &api.LogsRequest{Workspace: "contract", Offset: 1, Limit: 2}, hearth.Streams{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := out.(*api.CommandList)
+		if len(l.Commands) != 2 || l.Total < 4 || l.NextOffset != 3 {
+			t.Fatalf("page: %d commands, total %d, next %d", len(l.Commands), l.Total, l.NextOffset)
+		}
+		all, err := ws.Logs(ctx, hearth.LogsOptions{})
+		if err != nil || len(all) != l.Total {
+			t.Fatalf("all pages: %d of %d (%v)", len(all), l.Total, err)
 		}
 	})
 

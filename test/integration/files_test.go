@@ -168,9 +168,16 @@ func TestSeedDiffSyncExport(t *testing.T) {
 		t.Error("shell state disturbed by diff/sync/export")
 	}
 	// The baseline is immutable: a restart does not change what diff compares with.
-	ws.Stop(ctx)
-	ws.Start(ctx)
-	d3, _ := ws.Diff(ctx, hearth.DiffOptions{NoPatch: true})
+	if _, err := ws.Stop(ctx); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if _, err := ws.Start(ctx); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	d3, err := ws.Diff(ctx, hearth.DiffOptions{NoPatch: true})
+	if err != nil {
+		t.Fatalf("diff after restart: %v", err)
+	}
 	if d3.Summary.Files < len(want) {
 		t.Errorf("after restart the diff shrank: %+v", d3.Summary)
 	}

@@ -82,7 +82,7 @@ func TestWorkspaceLifecycle(t *testing.T) {
 	if i, _ := ws.Show(ctx); i.State != api.StateStopped {
 		t.Fatalf("after stop: %s", i.State)
 	}
-	if _, err := ws.Exec(ctx, hearth.ExecOptions{Argv: []string{"true"}}); !errors.Is(err, hearth.ErrFailedPrecondition) || !strings.Contains(err.Error(), "hearth workspace start") {
+	if _, err := ws.Exec(ctx, hearth.ExecOptions{Argv: []string{"true"}}); !errors.Is(err, hearth.ErrFailedPrecondition) || !strings.Contains(err.Error(), "start it first") {
 		t.Fatalf("exec on stopped workspace: %v", err)
 	}
 	if _, err := ws.Start(ctx); err != nil {
@@ -227,7 +227,7 @@ func TestWorkspaceCLI(t *testing.T) {
 		{[]string{"workspace", "create", "--name", "Bad Name!"}, "workspace name", 2},
 		{[]string{"workspace", "create", "--memory", "1"}, "at least 128", 2},
 		{[]string{"workspace", "create", "--disk-size", "lots"}, "disk-size", 2},
-		{[]string{"workspace", "delete", name}, "--force", 4},
+		{[]string{"workspace", "delete", name}, "with force", 4},
 		{[]string{"workspace", "exec", name}, "--", 2},
 		{[]string{"workspace", "exec", name, "--env", "NOEQUALS", "--", "true"}, "KEY=VALUE", 2},
 	}
