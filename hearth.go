@@ -224,7 +224,8 @@ func (c *Client) Run(ctx context.Context, o RunOptions) (*ExecResult, error) {
 // A remote Client does not call o.Progress.
 func (c *Client) CreateWorkspace(ctx context.Context, o CreateOptions) (*Workspace, error) {
 	req := api.CreateRequest{Name: o.Name, Image: o.Image, Backend: o.Backend, CPUs: o.CPUs, MemoryMiB: o.MemoryMiB, Seed: o.Seed,
-		Publish: o.Publish, AllowNonLoopback: o.AllowNonLoopback, Disks: diskSpecs(o.Disks)}
+		Publish: o.Publish, AllowNonLoopback: o.AllowNonLoopback, Disks: diskSpecs(o.Disks),
+		Secrets: o.Secrets, SecretEnvAll: o.SecretEnvAll}
 	if c.remote != nil {
 		req.Seed = absPath(o.Seed)
 	}
@@ -307,7 +308,7 @@ func (w *Workspace) Delete(ctx context.Context, force bool) (*WorkspaceInfo, err
 // in the command log); o.Stdout and o.Stderr also receive it as it is
 // made.
 func (w *Workspace) Exec(ctx context.Context, o ExecOptions) (*ExecResult, error) {
-	req := api.ExecRequest{Workspace: w.ref, CommandSpec: commandSpec(o), YieldMS: millis(o.Yield), Detach: o.Detach}
+	req := api.ExecRequest{Workspace: w.ref, CommandSpec: commandSpec(o), YieldMS: millis(o.Yield), Detach: o.Detach, SecretEnv: o.SecretEnv}
 	if (o.Detach || o.Yield > 0) && (o.Stdout != nil || o.Stderr != nil) {
 		return nil, errdefs.Arg("detach", "a detached command's output goes to the command log, not to writers: read it with CommandRead")
 	}
@@ -404,7 +405,7 @@ func (w *Workspace) Export(ctx context.Context, guestPath, hostDest string, o Ex
 
 // ShellOpen starts a persistent PTY shell session.
 func (w *Workspace) ShellOpen(ctx context.Context, o ShellOpenOptions) (*Shell, error) {
-	req := api.ShellOpenRequest{Workspace: w.ref, Cwd: o.Cwd, Env: o.Env, Cols: o.Cols, Rows: o.Rows}
+	req := api.ShellOpenRequest{Workspace: w.ref, Cwd: o.Cwd, Env: o.Env, Cols: o.Cols, Rows: o.Rows, SecretEnv: o.SecretEnv}
 	return invoke[Shell](ctx, w.c, "shell_open", &req, Streams{})
 }
 

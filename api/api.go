@@ -56,6 +56,11 @@ type Workspace struct {
 	// was reset to, or for a fork the parent workspace and snapshot
 	// ("ws-…/NAME").
 	Parent string `json:"parent,omitempty"`
+	// Secrets are the secrets it exposes (names and modes, never values).
+	Secrets []WorkspaceSecret `json:"secrets,omitempty"`
+	// SecretEnvAll puts its env secrets in every exec's and shell's
+	// environment, not only of those that ask.
+	SecretEnvAll bool `json:"secret_env_all,omitempty"`
 }
 
 // Exit reasons of a command.

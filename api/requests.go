@@ -64,6 +64,12 @@ type CreateRequest struct {
 	AllowNonLoopback bool     `json:"allow_non_loopback,omitempty"`
 	// Disks are named data disks to attach: "NAME:/mnt/PATH[:ro]".
 	Disks []string `json:"disks,omitempty" cli:"disk"`
+	// Secrets are stored secrets to expose, each NAME or NAME:MODE (mode
+	// file, env or brokered; default env).
+	Secrets []string `json:"secrets,omitempty" cli:"secret"`
+	// SecretEnvAll puts the env secrets in every exec's and shell's
+	// environment (default: only of those that ask with secret_env).
+	SecretEnvAll bool `json:"secret_env_all,omitempty"`
 }
 
 // ListRequest is the request of `workspace_list`.
@@ -101,6 +107,9 @@ type ExecRequest struct {
 	YieldMS int64 `json:"yield_ms,omitempty" cli:"yield"`
 	// Detach returns at once with status "running".
 	Detach bool `json:"detach,omitempty"`
+	// SecretEnv names the workspace's env secrets to set in the command's
+	// environment.
+	SecretEnv []string `json:"secret_env,omitempty"`
 }
 
 // LogsRequest is the request of `workspace_logs`.
@@ -203,6 +212,9 @@ type ShellOpenRequest struct {
 	Env       []string `json:"env,omitempty"`
 	Cols      int      `json:"cols,omitempty" default:"120"`
 	Rows      int      `json:"rows,omitempty" default:"40"`
+	// SecretEnv names the workspace's env secrets to set in the shell's
+	// environment.
+	SecretEnv []string `json:"secret_env,omitempty"`
 }
 
 // ShellRequest names a shell: the request of shell_close.

@@ -161,6 +161,7 @@ func handleTarOut(ctx context.Context, s *Server, st *Stream, req *guestproto.Re
 	case !fi.IsDir():
 		err = tarAdd(tw, root, filepath.Base(root), res, warn)
 	default:
+		rootDev := fileDev(fi)
 		err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 			if ctx.Err() != nil {
 				return context.Cause(ctx)
@@ -185,6 +186,18 @@ func handleTarOut(ctx context.Context, s *Server, st *Stream, req *guestproto.Re
 			}
 			if p == root {
 				return nil
+			}
+			// Like the manifest, an archive does not cross into another file
+			// system (a bind mount of /run/secrets, a tmpfs): its mount point
+			// is archived empty.
+			if d.IsDir() {
+				if info, err := d.Info(); err == nil && fileDev(info) != rootDev {
+					warn.add("not archiving the contents of %s: another file system is mounted there", rel)
+					if err := tarAdd(tw, p, filepath.ToSlash(rel), res, warn); err != nil {
+						return err
+					}
+					return fs.SkipDir
+				}
 			}
 			return tarAdd(tw, p, filepath.ToSlash(rel), res, warn)
 		})

@@ -135,6 +135,9 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) {
 		st.WriteJSON(&guestproto.Response{Error: &guestproto.Error{Code: guestproto.CodeInvalid, Message: "bad request: " + err.Error()}})
 		return
 	}
+	if req.Op == guestproto.OpSecrets {
+		defer clear(p) // the request carried secret values
+	}
 	h, ok := handlers[req.Op]
 	if !ok {
 		st.WriteJSON(&guestproto.Response{Error: &guestproto.Error{Code: guestproto.CodeUnsupported, Message: fmt.Sprintf("agent %s does not know operation %q", Version, req.Op)}})

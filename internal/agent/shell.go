@@ -385,6 +385,12 @@ func handleShellRead(ctx context.Context, s *Server, st *Stream, req *guestproto
 	if err != nil {
 		return nil, err
 	}
+	if r.Seek && r.Cursor != nil {
+		sh.mu.Lock()
+		sh.lastRead = min(max(*r.Cursor, 0), sh.out.total)
+		sh.mu.Unlock()
+		return &guestproto.Response{ShellRead: &guestproto.ShellReadResult{Cursor: *r.Cursor, NextCursor: *r.Cursor, Shell: *sh.info()}}, nil
+	}
 	res, err := sh.readFrom(ctx, r.Cursor, time.Duration(r.WaitMS)*time.Millisecond, shellMaxRead, true)
 	if err != nil {
 		return nil, err

@@ -80,6 +80,7 @@ func newShellOpen(g *globals) *cobra.Command {
 	cmd.Flags().StringArrayVar(&env, "env", nil, "environment variable KEY=VALUE (repeatable)")
 	cmd.Flags().IntVar(&o.Cols, "cols", 120, "terminal columns")
 	cmd.Flags().IntVar(&o.Rows, "rows", 40, "terminal rows")
+	cmd.Flags().StringArrayVar(&o.SecretEnv, "secret-env", nil, "set the workspace's env secret NAME in the shell's environment (repeatable)")
 	return cmd
 }
 

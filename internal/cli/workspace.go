@@ -78,6 +78,13 @@ func (g *globals) printWorkspace(w *api.Workspace) error {
 	if w.Parent != "" {
 		fmt.Fprintf(tw, "parent:\t%s\n", w.Parent)
 	}
+	if len(w.Secrets) > 0 {
+		var l []string
+		for _, s := range w.Secrets {
+			l = append(l, s.Name+" ("+s.Mode+")")
+		}
+		fmt.Fprintf(tw, "secrets:\t%s\n", strings.Join(l, ", "))
+	}
 	fmt.Fprintf(tw, "console:\t%s\n", w.ConsoleLog)
 	return tw.Flush()
 }
@@ -137,6 +144,8 @@ that 'hearth workspace diff' compares against.`,
 	f.StringArrayVar(&o.Publish, "publish", nil, "publish [HOST_ADDR:]HOST_PORT:GUEST_PORT on the host (repeatable; see 'hearth workspace port')")
 	f.BoolVar(&o.AllowNonLoopback, "allow-non-loopback", false, "allow a --publish host address other than loopback (reachable from other machines)")
 	f.StringArrayVar(&disks, "disk", nil, "attach a named data disk: NAME:/mnt/PATH or NAME:/mnt/PATH:ro (repeatable)")
+	f.StringArrayVar(&o.Secrets, "secret", nil, "expose a stored secret NAME or NAME:MODE (mode file, env or brokered; default env; repeatable; see 'hearth secret')")
+	f.BoolVar(&o.SecretEnvAll, "secret-env-all", false, "put the env secrets in every exec's and shell's environment (default: only of those that ask with --secret-env)")
 	return cmd
 }
 
@@ -312,6 +321,7 @@ is an error: start it with 'hearth workspace start WS'.`,
 	f.BoolVar(&stdin, "stdin", false, "pass this process's standard input to the command")
 	f.BoolVar(&o.Detach, "detach", false, "start the command and print its id at once; it keeps running (see workspace wait, output and kill)")
 	f.DurationVar(&yield, "yield", 0, "wait at most this long; a command still running then detaches and its id is printed")
+	f.StringArrayVar(&o.SecretEnv, "secret-env", nil, "set the workspace's env secret NAME in the command's environment (repeatable; its value is redacted from all output)")
 	return cmd
 }
 

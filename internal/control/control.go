@@ -23,6 +23,7 @@ import (
 	"github.com/hearthvm/hearth/internal/errdefs"
 	"github.com/hearthvm/hearth/internal/guest"
 	"github.com/hearthvm/hearth/internal/guestproto"
+	"github.com/hearthvm/hearth/internal/secrets"
 )
 
 // SocketName is the control socket's name in a workspace's run directory.
@@ -55,6 +56,10 @@ type Request struct {
 	// exec (0: the defaults of package cmdlog).
 	OutputCap int64 `json:"output_cap,omitempty"`
 	LogQuota  int64 `json:"log_quota,omitempty"`
+	// Redact are the secret values to redact from an exec's output before
+	// it is logged (package secrets). They travel over the 0600 socket and
+	// stay in this process's memory only.
+	Redact []secrets.Secret `json:"redact,omitempty"`
 }
 
 // Response answers a Request.
@@ -184,10 +189,12 @@ func (s *Server) start(req *Request, logDir string, c *guest.Client) error {
 	if req.HasStdin {
 		stdin = bytes.NewReader(req.Stdin)
 	}
-	proc, err := c.Start(context.Background(), req.Exec, guest.ExecIO{Stdin: stdin, Stdout: run.Stdout, Stderr: run.Stderr})
+	red := secrets.NewRedactor(req.Redact)
+	outW, errW := red.NewWriter(run.Stdout), red.NewWriter(run.Stderr)
+	proc, err := c.Start(context.Background(), req.Exec, guest.ExecIO{Stdin: stdin, Stdout: outW, Stderr: errW})
 	if err != nil {
 		run.Close()
-		return err
+		return red.Error(err)
 	}
 	if err := run.Running(cmdlog.Self()); err != nil {
 		proc.Signal("KILL")
@@ -201,6 +208,12 @@ func (s *Server) start(req *Request, logDir string, c *guest.Client) error {
 	s.mu.Unlock()
 	go func() {
 		r, err := proc.Wait()
+		outW.Flush()
+		errW.Flush()
+		err = red.Error(err)
+		if r != nil {
+			r.Message = red.String(r.Message)
+		}
 		rec := run.Cmd
 		rec.DurationMS = time.Since(rec.StartedAt).Milliseconds()
 		if err != nil {

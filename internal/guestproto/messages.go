@@ -43,6 +43,8 @@ type Request struct {
 	// Service and Port: see services.go.
 	Service *ServiceRequest `json:"service,omitempty"`
 	Port    *PortRequest    `json:"port,omitempty"`
+	// Secrets is the body of OpSecrets (secrets.go).
+	Secrets *SecretsRequest `json:"secrets,omitempty"`
 }
 
 // Response is the last frame on every stream. Error is set when the
@@ -160,8 +162,12 @@ type ShellRequest struct {
 	Rows   int      `json:"rows,omitempty"`
 	Data   []byte   `json:"data,omitempty"`   // shell_write: exact bytes
 	Cursor *int64   `json:"cursor,omitempty"` // shell_read: absolute output offset; nil = where the last read ended
-	WaitMS int64    `json:"wait_ms,omitempty"`
-	Signal string   `json:"signal,omitempty"`
+	// Seek (shell_read) only sets where the next read without a cursor
+	// starts, to Cursor, and returns no output (the host held back a tail
+	// that may begin a secret value).
+	Seek   bool   `json:"seek,omitempty"`
+	WaitMS int64  `json:"wait_ms,omitempty"`
+	Signal string `json:"signal,omitempty"`
 }
 
 // ShellInfo describes a shell session.

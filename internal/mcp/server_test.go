@@ -106,7 +106,7 @@ func TestSchemasPortable(t *testing.T) {
 			}
 		}
 		b, _ := json.Marshal(tl.InputSchema)
-		wantWS := name != "run" && name != "workspace_create" && name != "workspace_list" && !strings.HasPrefix(name, "disk_")
+		wantWS := name != "run" && name != "workspace_create" && name != "workspace_list" && !strings.HasPrefix(name, "disk_") && !strings.HasPrefix(name, "secret_")
 		if got := strings.Contains(string(b), `"workspace"`); got != wantWS {
 			t.Errorf("%s: input schema has workspace=%v, want %v: %s", name, got, wantWS, b)
 		}

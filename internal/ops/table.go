@@ -51,7 +51,8 @@ var All = []Op{
 		Request: api.CreateRequest{}, Result: api.Workspace{},
 		local: bind(func(ctx context.Context, m *m, r api.CreateRequest, s IO) (*api.Workspace, error) {
 			o := workspace.CreateOptions{Name: r.Name, Image: r.Image, Backend: r.Backend, CPUs: r.CPUs, MemoryMiB: r.MemoryMiB, Seed: r.Seed, Progress: s.Progress,
-				Publish: r.Publish, PublishOptions: workspace.PublishOptions{AllowNonLoopback: r.AllowNonLoopback}}
+				Publish: r.Publish, PublishOptions: workspace.PublishOptions{AllowNonLoopback: r.AllowNonLoopback},
+				Secrets: r.Secrets, SecretEnvAll: r.SecretEnvAll}
 			n, err := ParseSize(r.DiskSize)
 			if err != nil {
 				return nil, errdefs.Arg("disk_size", "%v", err)
@@ -128,7 +129,7 @@ var All = []Op{
 			if err != nil {
 				return nil, err
 			}
-			o.Detach, o.Yield = r.Detach, ms(r.YieldMS)
+			o.Detach, o.Yield, o.SecretEnv = r.Detach, ms(r.YieldMS), r.SecretEnv
 			return m.Exec(ctx, r.Workspace, o)
 		}),
 	},
@@ -251,7 +252,7 @@ var All = []Op{
 		CLI: "workspace shell open", Go: "Workspace.ShellOpen", Python: "Workspace.shell_open", Method: "POST", Path: "/v1/workspaces/{workspace}/shells",
 		Request: api.ShellOpenRequest{}, Result: api.Shell{},
 		local: bind(func(ctx context.Context, m *m, r api.ShellOpenRequest, _ IO) (*api.Shell, error) {
-			return m.ShellOpen(ctx, r.Workspace, workspace.ShellOpenOptions{Cwd: r.Cwd, Env: r.Env, Cols: r.Cols, Rows: r.Rows})
+			return m.ShellOpen(ctx, r.Workspace, workspace.ShellOpenOptions{Cwd: r.Cwd, Env: r.Env, Cols: r.Cols, Rows: r.Rows, SecretEnv: r.SecretEnv})
 		}),
 	},
 	{

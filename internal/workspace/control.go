@@ -38,8 +38,8 @@ func (m *Manager) control(ctx context.Context, rec *record, req *control.Request
 
 // execDetached begins a command in the command log, hands it to the
 // supervisor and, with Yield, waits up to that long for it.
-func (m *Manager) execDetached(ctx context.Context, rec *record, o ExecOptions) (*api.ExecResult, error) {
-	req := &control.Request{Op: control.OpExec, Exec: o.request(), OutputCap: m.outputCap, LogQuota: m.logQuota}
+func (m *Manager) execDetached(ctx context.Context, rec *record, o ExecOptions, sx *execSecrets) (*api.ExecResult, error) {
+	req := &control.Request{Op: control.OpExec, Exec: sx.request(&o), OutputCap: m.outputCap, LogQuota: m.logQuota, Redact: sx.redact()}
 	if o.Stdin != nil {
 		b, err := io.ReadAll(io.LimitReader(o.Stdin, control.MaxStdin+1))
 		if err != nil {
@@ -52,7 +52,7 @@ func (m *Manager) execDetached(ctx context.Context, rec *record, o ExecOptions) 
 	}
 	// This process is the command's runner until the supervisor takes it
 	// (and records itself): if it dies in between, the command is lost.
-	run, err := m.commandLog(rec.ID).Begin(api.Command{Argv: o.Argv, Shell: o.Shell, Cwd: o.Cwd, Detached: true}, cmdlog.Self())
+	run, err := m.commandLog(rec.ID).Begin(sx.command(api.Command{Argv: o.Argv, Shell: o.Shell, Cwd: o.Cwd, Detached: true}), cmdlog.Self())
 	if err != nil {
 		return nil, err
 	}
@@ -128,6 +128,7 @@ func (m *Manager) commandResult(rec *record, id string, capture bool) (*api.Exec
 			*s.trunc = *s.total > int64(len(kept))
 		}
 	}
+	redactResult(m.redactor(rec), res) // output logged before a secret was added
 	return res, nil
 }
 
@@ -197,6 +198,9 @@ func (m *Manager) CommandRead(ctx context.Context, ref, id, stream string, offse
 	}
 	buf = buf[:n]
 	text, enc := encodeOutput(buf)
+	if enc == "" {
+		text = m.redactor(rec).String(text) // output logged before a secret was added
+	}
 	return &api.CommandOutput{CommandID: id, Stream: stream, Data: text, Encoding: enc, Offset: offset, NextOffset: offset + int64(n), TotalBytes: st.Size(), Status: status}, nil
 }
 

@@ -45,6 +45,9 @@ type ExecOptions struct {
 	// then comes back with status "running" and the output so far (not an
 	// error), and keeps running like a detached one.
 	Yield time.Duration
+	// SecretEnv names the workspace's env secrets to set in the command's
+	// environment (see secrets.go).
+	SecretEnv []string
 }
 
 func (o *ExecOptions) validate() error {
@@ -132,13 +135,18 @@ func (m *Manager) Exec(ctx context.Context, ref string, o ExecOptions) (*api.Exe
 	if err != nil {
 		return nil, err
 	}
+	sx, err := m.execSecrets(rec, &o)
+	if err != nil {
+		return nil, err
+	}
 	if o.Detach || o.Yield > 0 {
 		if o.Stdout != nil || o.Stderr != nil {
 			return nil, fmt.Errorf("a detached command's output goes to the command log, not to writers: read it with CommandRead: %w", errdefs.ErrInvalidArgument)
 		}
-		return m.execDetached(ctx, rec, o)
+		res, err := m.execDetached(ctx, rec, o, sx)
+		return sx.result(res), sx.red.Error(err)
 	}
-	run, err := m.commandLog(rec.ID).Begin(api.Command{Argv: o.Argv, Shell: o.Shell, Cwd: o.Cwd}, cmdlog.Self())
+	run, err := m.commandLog(rec.ID).Begin(sx.command(api.Command{Argv: o.Argv, Shell: o.Shell, Cwd: o.Cwd}), cmdlog.Self())
 	if err != nil {
 		return nil, err
 	}
@@ -155,15 +163,21 @@ func (m *Manager) Exec(ctx context.Context, ref string, o ExecOptions) (*api.Exe
 	if o.Stderr != nil {
 		stderr = append(stderr, o.Stderr)
 	}
-	r, err := c.Exec(ctx, o.request(), guest.ExecIO{Stdin: o.Stdin, Stdout: io.MultiWriter(stdout...), Stderr: io.MultiWriter(stderr...)})
+	// Output is redacted before anything keeps or shows it.
+	outW, errW := sx.red.NewWriter(io.MultiWriter(stdout...)), sx.red.NewWriter(io.MultiWriter(stderr...))
+	r, err := c.Exec(ctx, sx.request(&o), guest.ExecIO{Stdin: o.Stdin, Stdout: outW, Stderr: errW})
+	outW.Flush()
+	errW.Flush()
 	entry := run.Cmd
 	entry.DurationMS = time.Since(entry.StartedAt).Milliseconds()
 	if err != nil {
+		err = sx.red.Error(err)
 		entry.Status, entry.Reason = api.CommandLost, api.ReasonLost
 		entry.Message = "the exec stream to the guest broke: " + err.Error()
 		run.End()
 		return nil, fmt.Errorf("exec in %s: %w", rec.Name, err)
 	}
+	r.Message = sx.red.String(r.Message)
 	code := r.ExitCode
 	entry.Status, entry.Reason, entry.Signal, entry.ExitCode, entry.Message = api.CommandFinished, r.Reason, r.Signal, &code, r.Message
 	if r.DurationMS > 0 {

@@ -52,6 +52,11 @@ type CreateOptions struct {
 	PublishOptions
 	// Disks are named data disks to attach before the first boot.
 	Disks []DiskAttachOptions
+	// Secrets are stored secrets to expose, each NAME or NAME:MODE (file,
+	// env or brokered; default env). SecretEnvAll puts the env ones in
+	// every exec's and shell's environment.
+	Secrets      []string
+	SecretEnvAll bool
 }
 
 // ValidateMachine checks cpus and memory.
@@ -252,6 +257,10 @@ func (m *Manager) Create(ctx context.Context, opts CreateOptions) (_ *api.Worksp
 			return nil, err
 		}
 	}
+	exposed, err := m.createSecrets(opts.Secrets)
+	if err != nil {
+		return nil, err
+	}
 	img, err := (&image.Store{Root: m.root}).Get(opts.Image)
 	if err != nil {
 		return nil, err
@@ -307,7 +316,8 @@ func (m *Manager) Create(ctx context.Context, opts CreateOptions) (_ *api.Worksp
 	}
 	os.MkdirAll(m.logDir(id), 0o700)
 	rec := &record{ID: id, Name: opts.Name, Image: img.Name, Backend: backend.Name(), CreatedAt: time.Now().UTC(),
-		CPUs: opts.CPUs, MemoryMiB: opts.MemoryMiB, DiskSizeBytes: opts.DiskSize, Seed: opts.Seed, KernelVersion: img.KernelVersion}
+		CPUs: opts.CPUs, MemoryMiB: opts.MemoryMiB, DiskSizeBytes: opts.DiskSize, Seed: opts.Seed, KernelVersion: img.KernelVersion,
+		Secrets: exposed, SecretEnvAll: opts.SecretEnvAll}
 	held, err := m.lockNew(rec, "create")
 	if err != nil {
 		unlock()
@@ -457,6 +467,12 @@ func (m *Manager) start(ctx context.Context, rec *record, backendName string) (*
 		Backend: backendName, Spec: spec, BootTimeout: m.bootTimeout, CacheDir: home.Cache(m.root),
 	})
 	if err != nil {
+		return nil, fmt.Errorf("start workspace %s: %w", rec.ID, err)
+	}
+	// Secret files live on a tmpfs: every boot gets them from the store,
+	// before services start.
+	if err := m.applySecrets(ctx, rec, false); err != nil {
+		m.forceStop(rec.ID)
 		return nil, fmt.Errorf("start workspace %s: %w", rec.ID, err)
 	}
 	m.afterBoot(ctx, rec, st) // published ports and services (services.go)

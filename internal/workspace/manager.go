@@ -152,6 +152,10 @@ type record struct {
 	Disks []wsDisk `json:"disks,omitempty"`
 	// Parent is where the disk last came from (see api.Workspace.Parent).
 	Parent string `json:"parent,omitempty"`
+	// Secrets are the secrets it exposes (names and modes; values stay in
+	// the host store) and SecretEnvAll whether every exec gets the env ones.
+	Secrets      []api.WorkspaceSecret `json:"secrets,omitempty"`
+	SecretEnvAll bool                  `json:"secret_env_all,omitempty"`
 }
 
 func (m *Manager) wsRoot() string              { return home.Workspaces(m.root) }
@@ -282,7 +286,7 @@ func (m *Manager) info(r *record) *api.Workspace {
 		ID: r.ID, Name: r.Name, Image: r.Image, Backend: r.Backend, CreatedAt: r.CreatedAt,
 		CPUs: r.CPUs, MemoryMiB: r.MemoryMiB, DiskSizeBytes: r.DiskSizeBytes, Seed: r.Seed,
 		ConsoleLog: filepath.Join(m.runDir(r.ID), "console.log"), Parent: r.Parent,
-		Disks: attachments(r),
+		Disks: attachments(r), Secrets: r.Secrets, SecretEnvAll: r.SecretEnvAll,
 	}
 	w.Snapshots, w.SnapshotBytes = m.snapshotUsage(r.ID)
 	vs := m.vmState(r.ID)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,6 +21,9 @@ type ShellOpenOptions struct {
 	Env  []string
 	Cols int
 	Rows int
+	// SecretEnv names the workspace's env secrets to set in the shell's
+	// environment.
+	SecretEnv []string
 }
 
 // ShellReadOptions select shell output.
@@ -40,16 +44,22 @@ func shellInfo(s *guestproto.ShellInfo) *api.Shell {
 // shellClient takes a call's shared lock on the workspace (release it
 // when the call ends) and returns its agent client.
 func (m *Manager) shellClient(ctx context.Context, ref string) (*guest.Client, func(), error) {
+	c, _, release, err := m.shellClientRec(ctx, ref)
+	return c, release, err
+}
+
+// shellClientRec is shellClient that also returns the workspace's record.
+func (m *Manager) shellClientRec(ctx context.Context, ref string) (*guest.Client, *record, func(), error) {
 	rec, release, err := m.beginCall(ctx, ref, "shell")
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	c, err := m.client(rec)
 	if err != nil {
 		release()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return c, release, nil
+	return c, rec, release, nil
 }
 
 func checkSize(cols, rows int) error {
@@ -65,14 +75,22 @@ func (m *Manager) ShellOpen(ctx context.Context, ref string, o ShellOpenOptions)
 	if err := checkSize(o.Cols, o.Rows); err != nil {
 		return nil, err
 	}
-	c, release, err := m.shellClient(ctx, ref)
+	c, rec, release, err := m.shellClientRec(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	s, err := c.ShellOpen(ctx, &guestproto.ShellRequest{Cwd: o.Cwd, Env: o.Env, Cols: o.Cols, Rows: o.Rows})
+	senv, err := m.secretEnv(rec, o.SecretEnv)
 	if err != nil {
 		return nil, err
+	}
+	env := o.Env
+	if len(senv) > 0 {
+		env = append(slices.Clip(env), senv...)
+	}
+	s, err := c.ShellOpen(ctx, &guestproto.ShellRequest{Cwd: o.Cwd, Env: env, Cols: o.Cols, Rows: o.Rows})
+	if err != nil {
+		return nil, m.redactErr(rec, err)
 	}
 	return shellInfo(s), nil
 }
@@ -99,18 +117,25 @@ func (m *Manager) ShellRead(ctx context.Context, ref, id string, o ShellReadOpti
 	if o.Cursor != nil && *o.Cursor < 0 {
 		return nil, fmt.Errorf("cursor %d: want 0 or more: %w", *o.Cursor, errdefs.ErrInvalidArgument)
 	}
-	c, release, err := m.shellClient(ctx, ref)
+	c, rec, release, err := m.shellClientRec(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
 	r, err := c.ShellRead(ctx, id, o.Cursor, o.Wait)
 	if err != nil {
-		return nil, err
+		return nil, m.redactErr(rec, err)
 	}
-	out := r.Output
+	rawNext := r.NextCursor
+	out := redactShellRead(m.redactor(rec), r)
+	if r.NextCursor != rawNext && o.Cursor == nil {
+		// The next read without a cursor must start at the held tail.
+		if err := c.ShellSeek(ctx, id, r.NextCursor); err != nil {
+			return nil, m.redactErr(rec, err)
+		}
+	}
 	if o.Plain {
-		out = termstrip.Strip(out)
+		out = m.redactor(rec).Bytes(termstrip.Strip(out))
 	}
 	text, enc := encodeOutput(out)
 	return &api.ShellOutput{Output: text, Encoding: enc, Cursor: r.Cursor, NextCursor: r.NextCursor, DroppedBytes: r.DroppedBytes,
@@ -187,10 +212,13 @@ func (m *Manager) ShellList(ctx context.Context, ref string) ([]api.Shell, error
 // ShellAttach connects a terminal to a shell until the shell exits or
 // stdin ends (detach); the shell keeps running after a detach.
 func (m *Manager) ShellAttach(ctx context.Context, ref, id string, stdin io.Reader, stdout io.Writer, resize <-chan [2]int) error {
-	c, release, err := m.shellClient(ctx, ref)
+	c, rec, release, err := m.shellClientRec(ctx, ref)
 	if err != nil {
 		return err
 	}
 	defer release()
-	return c.ShellAttach(ctx, id, stdin, stdout, resize)
+	w := m.redactor(rec).NewWriter(stdout)
+	err = c.ShellAttach(ctx, id, stdin, w, resize)
+	w.Flush()
+	return m.redactErr(rec, err)
 }

@@ -43,6 +43,7 @@ from .types import (
     ServiceProbe,
     ServiceStartResult,
     ServiceWait,
+    Secret,
     Shell,
     ShellOutput,
     SyncResult,
@@ -59,4 +60,5 @@ __all__ = [
     "Command", "CommandOutput", "DiffFile", "DiffResult", "DiffSummary", "ExecResult",
     "ExportResult", "Shell", "ShellOutput", "SyncResult", "WorkspaceInfo",
     "Service", "ServiceProbe", "ServiceExit", "ServiceWait", "ServiceStartResult", "ServiceLogs", "PublishedPort",
+    "Secret",
 ]

@@ -33,6 +33,7 @@ from .types import (
     ServiceLogs,
     ServiceStartResult,
     ServiceWait,
+    Secret,
     Shell,
     ShellOutput,
     SyncResult,
@@ -363,16 +364,21 @@ class Client:
         publish: Optional[Iterable[str]] = None,
         allow_non_loopback: bool = False,
         disks: Optional[Iterable[str]] = None,
+        secrets: Optional[Sequence[str]] = None,
+        secret_env_all: bool = False,
     ) -> "Workspace":
         """Creates a workspace (seeded from a host directory or archive) and boots it.
 
         ``publish`` lists ports to publish, each ``[HOST_ADDR:]HOST_PORT:GUEST_PORT``;
-        ``disks`` attaches named data disks, each "NAME:/mnt/PATH" or "NAME:/mnt/PATH:ro".
+        ``disks`` attaches named data disks, each "NAME:/mnt/PATH" or "NAME:/mnt/PATH:ro";
+        ``secrets`` are stored secrets to expose, each ``NAME`` or ``NAME:MODE``
+        (file, env or brokered).
         """
         body = _clean({"name": name, "image": image, "backend": backend, "cpus": cpus,
                        "memory_mib": memory_mib, "disk_size": disk_size, "seed": _abs(seed),
                        "publish": list(publish) if publish else None, "allow_non_loopback": allow_non_loopback or None,
-                       "disks": list(disks) if disks else None})
+                       "disks": list(disks) if disks else None,
+                       "secrets": list(secrets) if secrets else None, "secret_env_all": secret_env_all or None})
         info = WorkspaceInfo.from_dict(self._call("POST", "/v1/workspaces", body=body))
         return Workspace(self, info.id, info)
 
@@ -452,6 +458,22 @@ def _cat(call: Any, offset: Optional[int], limit: Optional[int]) -> bytes:
             if limit <= 0:
                 return bytes(out)
         off = nxt
+    def secret_set(self, name: str, value: Union[str, bytes, None] = None, value_base64: Optional[str] = None,
+                   hosts: Optional[Sequence[str]] = None, headers: Optional[Sequence[str]] = None) -> Secret:
+        """Stores a secret on the host (text, or bytes for arbitrary values). The value is never returned."""
+        if isinstance(value, (bytes, bytearray)):
+            value, value_base64 = None, base64.b64encode(bytes(value)).decode("ascii")
+        body = _clean({"value": value, "value_base64": value_base64,
+                       "hosts": list(hosts) if hosts else None, "headers": list(headers) if headers else None})
+        return Secret.from_dict(self._call("PUT", "/v1/secrets/" + _q(name), body=body))
+
+    def secret_list(self) -> List[Secret]:
+        """Lists stored secrets: names and metadata, never values."""
+        return [Secret.from_dict(d) for d in self._call("GET", "/v1/secrets")["secrets"]]
+
+    def secret_rm(self, name: str) -> Secret:
+        """Removes a stored secret (refused while a workspace exposes it)."""
+        return Secret.from_dict(self._call("DELETE", "/v1/secrets/" + _q(name)))
 
 
 def _exec_body(command: Union[str, Sequence[str]], cwd: Optional[str], env: Env, timeout_ms: Optional[int],
@@ -516,6 +538,7 @@ class Workspace:
         stdin: Union[str, bytes, None] = None,
         yield_ms: Optional[int] = None,
         detach: bool = False,
+        secret_env: Optional[Sequence[str]] = None,
         on_output: Optional[OutputCallback] = None,
     ) -> ExecResult:
         """Runs a command: an argv list, or a string run by ``/bin/sh -c``.
@@ -526,6 +549,8 @@ class Workspace:
         command_wait / command_read / command_kill.
         """
         body = _exec_body(command, cwd, env, timeout_ms, stdin, yield_ms, detach)
+        if secret_env:
+            body["secret_env"] = list(secret_env)
         return self.client._exec_call(self._p("exec"), body, on_output)
 
     def logs(self, tail: Optional[int] = None, offset: Optional[int] = None, limit: Optional[int] = None) -> List[Command]:
@@ -596,9 +621,11 @@ class Workspace:
         """Signals a running command's process group (default KILL; also INT, TERM, HUP, QUIT, USR1, USR2, TSTP, CONT)."""
         return ExecResult.from_dict(self.client._call("POST", self._p("commands", command_id, "kill"), body=_clean({"signal": signal})))
 
-    def shell_open(self, cwd: Optional[str] = None, env: Env = None, cols: Optional[int] = None, rows: Optional[int] = None) -> Shell:
-        """Opens a persistent PTY shell."""
-        body = _clean({"cwd": cwd, "env": _env_list(env), "cols": cols, "rows": rows})
+    def shell_open(self, cwd: Optional[str] = None, env: Env = None, cols: Optional[int] = None, rows: Optional[int] = None,
+                   secret_env: Optional[Sequence[str]] = None) -> Shell:
+        """Opens a persistent PTY shell (``secret_env`` names env secrets to set in it)."""
+        body = _clean({"cwd": cwd, "env": _env_list(env), "cols": cols, "rows": rows,
+                       "secret_env": list(secret_env) if secret_env else None})
         return Shell.from_dict(self.client._call("POST", self._p("shells"), body=body))
 
     def shell_write(self, shell_id: str, data: Union[str, bytes]) -> Shell:
@@ -778,3 +805,12 @@ class Workspace:
     def port_unpublish(self, port: str) -> PublishedPort:
         """Stops publishing a host port (``[HOST_ADDR:]HOST_PORT``)."""
         return PublishedPort.from_dict(self.client._call("DELETE", self._p("ports", port)))
+    def secret_add(self, name: str, mode: Optional[str] = None, hosts: Optional[Sequence[str]] = None,
+                   headers: Optional[Sequence[str]] = None) -> WorkspaceInfo:
+        """Exposes a stored secret: mode file, env (default) or brokered."""
+        body = _clean({"mode": mode, "hosts": list(hosts) if hosts else None, "headers": list(headers) if headers else None})
+        return self._keep(self.client._call("PUT", self._p("secrets", name), body=body))
+
+    def secret_rm(self, name: str) -> WorkspaceInfo:
+        """Stops exposing a secret to the workspace."""
+        return self._keep(self.client._call("DELETE", self._p("secrets", name)))

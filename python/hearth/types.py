@@ -68,9 +68,30 @@ class WorkspaceInfo:
     snapshots: int = 0
     snapshot_bytes: int = 0
     parent: str = ""
+    # The secrets it exposes: dicts with name, mode and, for brokered,
+    # placeholder, hosts and headers (never values).
+    secrets: Optional[List[Dict[str, Any]]] = None
+    secret_env_all: bool = False
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "WorkspaceInfo":
+        return _decode(cls, d)
+
+
+@dataclass
+class Secret:
+    """A stored secret's metadata: never its value."""
+
+    name: str = ""
+    bytes: int = 0
+    created_at: str = ""
+    updated_at: str = ""
+    hosts: Optional[List[str]] = None
+    headers: Optional[List[str]] = None
+    workspaces: Optional[List[str]] = None
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "Secret":
         return _decode(cls, d)
 
 
