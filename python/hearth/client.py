@@ -390,6 +390,24 @@ class Client:
         """A handle for a workspace id or name; not checked until used."""
         return Workspace(self, ref)
 
+    def secret_set(self, name: str, value: Union[str, bytes, None] = None, value_base64: Optional[str] = None,
+                   hosts: Optional[Sequence[str]] = None, headers: Optional[Sequence[str]] = None) -> Secret:
+        """Stores a secret on the host (text, or bytes for arbitrary values). The value is never returned."""
+        if isinstance(value, (bytes, bytearray)):
+            value, value_base64 = None, base64.b64encode(bytes(value)).decode("ascii")
+        body = _clean({"value": value, "value_base64": value_base64,
+                       "hosts": list(hosts) if hosts else None, "headers": list(headers) if headers else None})
+        return Secret.from_dict(self._call("PUT", "/v1/secrets/" + _q(name), body=body))
+
+    def secret_list(self) -> List[Secret]:
+        """Lists stored secrets: names and metadata, never values."""
+        return [Secret.from_dict(d) for d in self._call("GET", "/v1/secrets")["secrets"]]
+
+    def secret_rm(self, name: str) -> Secret:
+        """Removes a stored secret (refused while a workspace exposes it)."""
+        return Secret.from_dict(self._call("DELETE", "/v1/secrets/" + _q(name)))
+
+
     # Named data disks (results are plain dicts: see docs/public-contract.md).
 
     def _d(self, *rest: str) -> str:
@@ -458,22 +476,6 @@ def _cat(call: Any, offset: Optional[int], limit: Optional[int]) -> bytes:
             if limit <= 0:
                 return bytes(out)
         off = nxt
-    def secret_set(self, name: str, value: Union[str, bytes, None] = None, value_base64: Optional[str] = None,
-                   hosts: Optional[Sequence[str]] = None, headers: Optional[Sequence[str]] = None) -> Secret:
-        """Stores a secret on the host (text, or bytes for arbitrary values). The value is never returned."""
-        if isinstance(value, (bytes, bytearray)):
-            value, value_base64 = None, base64.b64encode(bytes(value)).decode("ascii")
-        body = _clean({"value": value, "value_base64": value_base64,
-                       "hosts": list(hosts) if hosts else None, "headers": list(headers) if headers else None})
-        return Secret.from_dict(self._call("PUT", "/v1/secrets/" + _q(name), body=body))
-
-    def secret_list(self) -> List[Secret]:
-        """Lists stored secrets: names and metadata, never values."""
-        return [Secret.from_dict(d) for d in self._call("GET", "/v1/secrets")["secrets"]]
-
-    def secret_rm(self, name: str) -> Secret:
-        """Removes a stored secret (refused while a workspace exposes it)."""
-        return Secret.from_dict(self._call("DELETE", "/v1/secrets/" + _q(name)))
 
 
 def _exec_body(command: Union[str, Sequence[str]], cwd: Optional[str], env: Env, timeout_ms: Optional[int],
