@@ -223,7 +223,7 @@ func (c *Client) Run(ctx context.Context, o RunOptions) (*ExecResult, error) {
 // CreateWorkspace creates a workspace and returns it once its guest answers.
 // A remote Client does not call o.Progress.
 func (c *Client) CreateWorkspace(ctx context.Context, o CreateOptions) (*Workspace, error) {
-	req := api.CreateRequest{Name: o.Name, Image: o.Image, Backend: o.Backend, CPUs: o.CPUs, MemoryMiB: o.MemoryMiB, Seed: o.Seed}
+	req := api.CreateRequest{Name: o.Name, Image: o.Image, Backend: o.Backend, CPUs: o.CPUs, MemoryMiB: o.MemoryMiB, Seed: o.Seed, NetworkSpec: o.Network.Spec()}
 	if c.remote != nil {
 		req.Seed = absPath(o.Seed)
 	}

@@ -74,3 +74,58 @@ type NetworkTestCheck struct {
 	OK     bool   `json:"ok"`
 	Detail string `json:"detail,omitempty"`
 }
+
+// NetworkSpec is the guest network part of workspace_create and
+// workspace_network_set.
+type NetworkSpec struct {
+	// Network is the mode: none (no network interface), egress (deny by
+	// default, allow what Rules allow) or open (all public egress).
+	Network string `json:"network,omitempty" default:"none"`
+	// Rules are ordered allow and deny rules; the CLI builds them from its
+	// repeatable --allow RULE and --deny RULE flags, in order.
+	Rules []NetworkRule `json:"rules,omitempty" cli:"-"`
+	// AllowHost lists host loopback ports the guest may reach at
+	// host.hearth.internal (the gateway address).
+	AllowHost []int `json:"allow_host,omitempty"`
+}
+
+// Policy is the spec as a policy (nil when nothing is set: mode none).
+func (s NetworkSpec) Policy() *NetworkPolicy {
+	if s.Network == "" && len(s.Rules) == 0 && len(s.AllowHost) == 0 {
+		return nil
+	}
+	mode := s.Network
+	if mode == "" {
+		mode = "none"
+	}
+	return &NetworkPolicy{Mode: mode, Rules: s.Rules, AllowHost: s.AllowHost}
+}
+
+// Spec is the policy as a request's spec.
+func (p *NetworkPolicy) Spec() NetworkSpec {
+	if p == nil {
+		return NetworkSpec{}
+	}
+	return NetworkSpec{Network: p.Mode, Rules: p.Rules, AllowHost: p.AllowHost}
+}
+
+// NetworkSetRequest is the request of `workspace_network_set`: it replaces
+// the whole policy.
+type NetworkSetRequest struct {
+	Workspace string `json:"workspace" path:"true" cli:"arg"`
+	NetworkSpec
+}
+
+// NetworkLogRequest is the request of `workspace_network_log`.
+type NetworkLogRequest struct {
+	Workspace string `json:"workspace" path:"true" cli:"arg"`
+	// Tail keeps the last N events (0: all).
+	Tail int `json:"tail,omitempty"`
+	// After keeps events strictly after this RFC 3339 time.
+	After string `json:"after,omitempty"`
+}
+
+// NetworkLog is the result of `workspace_network_log`.
+type NetworkLog struct {
+	Events []NetworkEvent `json:"events"`
+}

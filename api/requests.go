@@ -58,6 +58,7 @@ type CreateRequest struct {
 	// Seed is a host path (directory or .tar/.tar.gz/.tgz/.zip) on the
 	// machine hearth runs on.
 	Seed string `json:"seed,omitempty" host:"read"`
+	NetworkSpec
 }
 
 // ListRequest is the request of `workspace_list`.

@@ -28,6 +28,7 @@ type bootConfig struct {
 	Data     string // hearth.data: block device of the workspace's data disk; "" = throwaway tmpfs
 	ID       string // hearth.id
 	Hostname string // hearth.hostname
+	Net      string // hearth.net: see netConfig
 }
 
 // parseCmdline reads the hearth.* parameters from a kernel command line.
@@ -44,6 +45,8 @@ func parseCmdline(cmdline string) bootConfig {
 			c.ID = v
 		case "hearth.hostname":
 			c.Hostname = v
+		case "hearth.net":
+			c.Net = v
 		}
 	}
 	return c
@@ -196,6 +199,7 @@ func setupRoot(log *slog.Logger, cfg bootConfig) {
 	if err := loopbackUp(); err != nil {
 		log.Warn("bring up lo", "err", err)
 	}
+	setupNetwork(log, cfg.Net)
 	os.Clearenv()
 	for _, kv := range execDefaultEnv {
 		k, v, _ := strings.Cut(kv, "=")

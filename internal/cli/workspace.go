@@ -28,7 +28,7 @@ func newWorkspaceCmd(g *globals) *cobra.Command {
 be stopped and started again from its own disk. WS is a workspace id (ws-…) or its
 unique name everywhere.`,
 	}
-	cmd.AddCommand(newWSCreate(g), newWSList(g), newWSShow(g), newWSStart(g), newWSStop(g), newWSDelete(g), newWSExec(g), newWSLogs(g))
+	cmd.AddCommand(newWSCreate(g), newWSList(g), newWSShow(g), newWSStart(g), newWSStop(g), newWSDelete(g), newWSExec(g), newWSLogs(g), newWSNetwork(g))
 	for _, add := range workspaceCommands {
 		cmd.AddCommand(add(g))
 	}
@@ -72,6 +72,7 @@ func (g *globals) printWorkspace(w *api.Workspace) error {
 func newWSCreate(g *globals) *cobra.Command {
 	var o hearth.CreateOptions
 	var disk string
+	var nf networkFlags
 	cmd := &cobra.Command{
 		Use:   "create [flags]",
 		Short: "Create a workspace and boot it",
@@ -98,6 +99,9 @@ that 'hearth workspace diff' compares against.`,
 			if !g.json {
 				o.Progress = func(s string) { fmt.Fprintf(g.stderr, "hearth: %s…\n", s) }
 			}
+			if o.Network, err = nf.policy(cmd); err != nil {
+				return err
+			}
 			ws, err := c.CreateWorkspace(cmd.Context(), o)
 			if err != nil {
 				return err
@@ -113,6 +117,7 @@ that 'hearth workspace diff' compares against.`,
 	f.IntVar(&o.MemoryMiB, "memory", 1024, "memory in MiB (at least 128)")
 	f.StringVar(&disk, "disk-size", "8G", "size of the writable disk (sparse), e.g. 8G, 512M")
 	f.StringVar(&o.Seed, "seed", "", "host directory or archive to copy into /workspace")
+	nf.add(f)
 	return cmd
 }
 

@@ -85,11 +85,12 @@ type Stack struct {
 	pins     *pinTable
 	upstream string
 	// hostAddr is where allow_host ports go (127.0.0.1).
-	hostAddr string
-	dialer   net.Dialer
-	ctx      context.Context
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	hostAddr  string
+	dialer    net.Dialer
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	frameSock string
 }
 
 const nicID = 1

@@ -10,10 +10,10 @@ import (
 // addresses (DNS pins); domain rules match connections only through them.
 // It keeps at most max addresses, forgetting the least recently pinned.
 type pinTable struct {
-	mu    sync.Mutex
-	max   int
-	seq   uint64
-	byIP  map[netip.Addr]*pin
+	mu   sync.Mutex
+	max  int
+	seq  uint64
+	byIP map[netip.Addr]*pin
 }
 
 type pin struct {

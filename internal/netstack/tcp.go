@@ -189,4 +189,3 @@ func (n *Stack) splice(e api.NetworkEvent, guest *guestConn, up net.Conn, head [
 	e.BytesOut, e.BytesIn, e.DurationMS = out.Load(), in.Load(), time.Since(start).Milliseconds()
 	n.event(e)
 }
-

@@ -50,7 +50,7 @@ var All = []Op{
 		CLI: "workspace create", Go: "Client.CreateWorkspace", Python: "Client.create_workspace", Method: "POST", Path: "/v1/workspaces",
 		Request: api.CreateRequest{}, Result: api.Workspace{},
 		local: bind(func(ctx context.Context, m *m, r api.CreateRequest, s IO) (*api.Workspace, error) {
-			o := workspace.CreateOptions{Name: r.Name, Image: r.Image, Backend: r.Backend, CPUs: r.CPUs, MemoryMiB: r.MemoryMiB, Seed: r.Seed, Progress: s.Progress}
+			o := workspace.CreateOptions{Name: r.Name, Image: r.Image, Backend: r.Backend, CPUs: r.CPUs, MemoryMiB: r.MemoryMiB, Seed: r.Seed, Progress: s.Progress, Network: r.NetworkSpec.Policy()}
 			n, err := ParseSize(r.DiskSize)
 			if err != nil {
 				return nil, errdefs.Arg("disk_size", "%v", err)

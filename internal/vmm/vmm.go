@@ -36,6 +36,10 @@ type Spec struct {
 	KernelArgs []string
 	// ConsoleLog receives the serial console.
 	ConsoleLog string
+	// NetSocket, if set, gives the guest a virtio-net NIC whose Ethernet
+	// frames go to this Unix socket (package netstack listens there);
+	// empty means no NIC at all.
+	NetSocket string
 }
 
 // Validate checks the fields every backend needs.

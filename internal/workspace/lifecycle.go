@@ -46,6 +46,8 @@ type CreateOptions struct {
 	Seed string
 	// Progress receives human-readable steps of a long create.
 	Progress func(string)
+	// Network is the guest network policy; nil means mode none (no NIC).
+	Network *api.NetworkPolicy
 }
 
 // ValidateMachine checks cpus and memory.
@@ -262,6 +264,10 @@ func (m *Manager) Create(ctx context.Context, opts CreateOptions) (_ *api.Worksp
 			return nil, err
 		}
 	}
+	netPolicy, err := policyOf(opts.Network)
+	if err != nil {
+		return nil, err
+	}
 	img, err := (&image.Store{Root: m.root}).Get(opts.Image)
 	if err != nil {
 		return nil, err
@@ -348,6 +354,9 @@ func (m *Manager) Create(ctx context.Context, opts CreateOptions) (_ *api.Worksp
 	}
 	progress("making the workspace disk")
 	if err := makeDisk(ctx, filepath.Join(dir, "disk.ext4"), opts.DiskSize); err != nil {
+		return nil, err
+	}
+	if err := m.saveNetwork(id, netPolicy); err != nil {
 		return nil, err
 	}
 	progress("booting the VM")
@@ -451,6 +460,7 @@ func (m *Manager) start(ctx context.Context, rec *record, backendName string) (*
 	}
 	st, err := supervisor.Launch(ctx, m.exe, run, supervisor.Config{
 		Backend: backendName, Spec: spec, BootTimeout: m.bootTimeout, CacheDir: home.Cache(m.root),
+		Network: m.networkConfig(rec.ID),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start workspace %s: %w", rec.ID, err)
