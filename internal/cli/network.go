@@ -268,4 +268,3 @@ whether enforcement holds; exits 1 when a check fails.`,
 		},
 	}
 }
-

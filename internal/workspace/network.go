@@ -326,4 +326,3 @@ func slicesContains(s []int, v int) bool {
 	}
 	return false
 }
-
