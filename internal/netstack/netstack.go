@@ -83,6 +83,7 @@ type Stack struct {
 	link     *channel.Endpoint
 	events   *eventLog
 	pins     *pinTable
+	loop     *loopMap
 	upstream string
 	// hostAddr is where allow_host ports go (127.0.0.1).
 	hostAddr  string
@@ -119,7 +120,7 @@ func New(cfg Config, log *slog.Logger) (*Stack, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Stack{cfg: cfg, log: log, upstream: up, hostAddr: "127.0.0.1", events: openEventLog(cfg.LogFile),
-		pins: newPinTable(4096), ctx: ctx, cancel: cancel}
+		pins: newPinTable(4096), loop: newLoopMap(), ctx: ctx, cancel: cancel}
 	n.dialer.Timeout = 10 * time.Second
 	n.policy.Store(pol)
 

@@ -30,6 +30,9 @@ const sniffTimeout = 10 * time.Second
 func (n *Stack) onTCP(r *tcp.ForwarderRequest) {
 	id := r.ID()
 	dst, port := addrOf(id.LocalAddress), id.LocalPort
+	if real, ok := n.loop.hostAddr(dst); ok {
+		dst = real
+	}
 	dest := netip.AddrPortFrom(dst, port).String()
 	pol := n.policy.Load()
 	if port == 53 && pol.Enabled() {
@@ -150,6 +153,7 @@ func abort(c *guestConn) {
 func (n *Stack) splice(e api.NetworkEvent, guest *guestConn, up net.Conn, head []byte) {
 	start := time.Now()
 	var out, in atomic.Int64
+	var outErr atomic.Value
 	if len(head) > 0 {
 		k, err := up.Write(head)
 		out.Add(int64(k))
@@ -165,8 +169,11 @@ func (n *Stack) splice(e api.NetworkEvent, guest *guestConn, up net.Conn, head [
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		k, _ := io.Copy(up, guest)
+		k, err := io.Copy(up, guest)
 		out.Add(k)
+		if err != nil {
+			outErr.Store(err.Error())
+		}
 		if c, ok := up.(interface{ CloseWrite() error }); ok {
 			c.CloseWrite()
 		}
@@ -187,5 +194,8 @@ func (n *Stack) splice(e api.NetworkEvent, guest *guestConn, up net.Conn, head [
 	up.Close()
 	<-done
 	e.BytesOut, e.BytesIn, e.DurationMS = out.Load(), in.Load(), time.Since(start).Milliseconds()
+	if v, ok := outErr.Load().(string); ok {
+		e.Detail = "from the guest: " + v
+	}
 	n.event(e)
 }

@@ -42,6 +42,9 @@ func (n *Stack) onUDP(r *udp.ForwarderRequest) bool {
 		go n.serveDNSUDP(gonet.NewUDPConn(&wq, ep))
 		return true
 	}
+	if real, ok := n.loop.hostAddr(dst); ok {
+		dst = real
+	}
 	dest := netip.AddrPortFrom(dst, port).String()
 	var d netpolicy.Decision
 	var domains []string
@@ -229,6 +232,10 @@ func (n *Stack) answer(msg []byte) []byte {
 			n.pins.add(ip, q.name)
 			if r.ttl > 300 {
 				r.ttl = 300
+			}
+			if ip.IsLoopback() {
+				s := n.loop.guestAddr(ip).As4()
+				r.data = s[:]
 			}
 		}
 		kept = append(kept, r)
