@@ -70,4 +70,10 @@ var networkOps = []Op{
 	},
 }
 
-func init() { All = append(All, networkOps...) }
+func init() {
+	All = append(All, networkOps...)
+	ArgDocs["network"] = "Guest network mode: none (no network interface), egress (deny by default, allow what rules allow) or open (all public egress)."
+	ArgDocs["rules"] = "Ordered allow and deny rules, first match decides: objects {action: allow|deny, match: RULE}; RULE is DOMAIN, *.DOMAIN or CIDR with optional :PORT or :PORT-PORT and optional /tcp or /udp."
+	ArgDocs["allow_host"] = "Host loopback ports the guest may reach at host.hearth.internal (forwarded to the host's 127.0.0.1:PORT)."
+	ArgDocs["after"] = "Only events strictly after this RFC 3339 time (the last event's time, to follow the log)."
+}

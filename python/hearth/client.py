@@ -355,10 +355,19 @@ class Client:
         memory_mib: Optional[int] = None,
         disk_size: Optional[str] = None,
         seed: Optional[str] = None,
+        network: Optional[str] = None,
+        rules: Optional[Sequence[Dict[str, str]]] = None,
+        allow_host: Optional[Sequence[int]] = None,
     ) -> "Workspace":
-        """Creates a workspace (seeded from a host directory or archive) and boots it."""
+        """Creates a workspace (seeded from a host directory or archive) and boots it.
+
+        ``network`` is none (default: no network interface), egress or open;
+        ``rules`` are ordered ``{"action": "allow"|"deny", "match": RULE}``;
+        ``allow_host`` lists host loopback ports reachable at host.hearth.internal."""
         body = _clean({"name": name, "image": image, "backend": backend, "cpus": cpus,
-                       "memory_mib": memory_mib, "disk_size": disk_size, "seed": _abs(seed)})
+                       "memory_mib": memory_mib, "disk_size": disk_size, "seed": _abs(seed),
+                       "network": network, "rules": list(rules) if rules else None,
+                       "allow_host": list(allow_host) if allow_host else None})
         info = WorkspaceInfo.from_dict(self._call("POST", "/v1/workspaces", body=body))
         return Workspace(self, info.id, info)
 
@@ -532,4 +541,23 @@ class Workspace:
         """Lists the workspace's shell sessions."""
         return [Shell.from_dict(d) for d in self.client._call("GET", self._p("shells"))["shells"]]
 
+    def network_show(self) -> Dict[str, Any]:
+        """The workspace's network policy, guest addresses, and whether the running VM enforces it."""
+        return self.client._call("GET", self._p("network"))
 
+    def network_set(self, network: Optional[str] = None, rules: Optional[Sequence[Dict[str, str]]] = None,
+                    allow_host: Optional[Sequence[int]] = None) -> Dict[str, Any]:
+        """Replaces the network policy (live on a running workspace with a network).
+
+        ``rules`` are ordered ``{"action": "allow"|"deny", "match": RULE}``."""
+        body = _clean({"network": network, "rules": list(rules) if rules else None,
+                       "allow_host": list(allow_host) if allow_host else None})
+        return self.client._call("PUT", self._p("network"), body=body)
+
+    def network_log(self, tail: Optional[int] = None, after: Optional[str] = None) -> List[Dict[str, Any]]:
+        """The network log: DNS queries and flows with the deciding rule (events after ``after``, an RFC 3339 time)."""
+        return self.client._call("GET", self._p("network", "log"), query={"tail": tail, "after": after})["events"]
+
+    def network_test(self) -> Dict[str, Any]:
+        """Runs the network self-test inside the guest; ``ok`` says whether enforcement holds."""
+        return self.client._call("POST", self._p("network", "test"))
