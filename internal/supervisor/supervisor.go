@@ -335,6 +335,9 @@ func Run(ctx context.Context, dir string, ready io.WriteCloser, factory BackendF
 		if err != nil {
 			unwatch()
 			cancel(nil)
+			now := time.Now().UTC()
+			st.State, st.ExitedAt, st.ExitReason, st.Error = "exited", &now, "boot failed", err.Error()
+			writeStatus(dir, st)
 			return fail(err)
 		}
 		defer ns.Close()
