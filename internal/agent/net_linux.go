@@ -58,7 +58,7 @@ func setupNetwork(log *slog.Logger, arg string) {
 		return
 	}
 	os.Remove("/etc/resolv.conf")
-	if err := os.WriteFile("/etc/resolv.conf", []byte("# written by hearth: the workspace's network stack answers DNS\nnameserver "+c.DNS.String()+"\noptions timeout:2 attempts:2\n"), 0o644); err != nil {
+	if err := os.WriteFile("/etc/resolv.conf", []byte("# written by hearth: the workspace's network stack answers DNS\nnameserver "+c.DNS.String()+"\noptions timeout:5 attempts:3\n"), 0o644); err != nil {
 		log.Warn("network: write /etc/resolv.conf", "err", err)
 	}
 	log.Info("network", "eth0", c.Addr, "gateway", c.Gateway, "dns", c.DNS)

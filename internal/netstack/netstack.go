@@ -84,6 +84,7 @@ type Stack struct {
 	events   *eventLog
 	pins     *pinTable
 	loop     *loopMap
+	cache    *dnsCache
 	upstream string
 	// hostAddr is where allow_host ports go (127.0.0.1).
 	hostAddr  string
@@ -120,7 +121,7 @@ func New(cfg Config, log *slog.Logger) (*Stack, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Stack{cfg: cfg, log: log, upstream: up, hostAddr: "127.0.0.1", events: openEventLog(cfg.LogFile),
-		pins: newPinTable(4096), loop: newLoopMap(), ctx: ctx, cancel: cancel}
+		pins: newPinTable(4096), loop: newLoopMap(), cache: newDNSCache(1024), ctx: ctx, cancel: cancel}
 	n.dialer.Timeout = 10 * time.Second
 	n.policy.Store(pol)
 

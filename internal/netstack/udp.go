@@ -262,8 +262,22 @@ func hasA(rs []record) bool {
 	return false
 }
 
-// resolve asks the upstream resolver for q (two tries).
+// resolve asks the upstream resolver for q (two tries); answers are
+// cached for their TTL (at most a minute), so a burst of lookups of one
+// name costs one upstream query. The policy is applied to every answer,
+// cached or not.
 func (n *Stack) resolve(q *question) (int, []record, error) {
+	if rcode, recs, ok := n.cache.get(q.name); ok {
+		return rcode, recs, nil
+	}
+	rcode, recs, err := n.resolveUpstream(q)
+	if err == nil {
+		n.cache.put(q.name, rcode, recs)
+	}
+	return rcode, recs, err
+}
+
+func (n *Stack) resolveUpstream(q *question) (int, []record, error) {
 	var lastErr error
 	for try := 0; try < 2; try++ {
 		ctx, cancel := context.WithTimeout(n.ctx, 3*time.Second)
