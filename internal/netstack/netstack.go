@@ -32,7 +32,6 @@ import (
 	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
-	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
 	"gvisor.dev/gvisor/pkg/tcpip/link/ethernet"
 	"gvisor.dev/gvisor/pkg/tcpip/network/arp"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
@@ -80,7 +79,7 @@ type Stack struct {
 	log      *slog.Logger
 	policy   atomic.Pointer[netpolicy.Policy]
 	s        *stack.Stack
-	link     *channel.Endpoint
+	link     *frameLink
 	events   *eventLog
 	pins     *pinTable
 	loop     *loopMap
@@ -130,7 +129,7 @@ func New(cfg Config, log *slog.Logger) (*Stack, error) {
 		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4},
 	})
 	n.s = s
-	n.link = channel.New(1024, MTU+header.EthernetMinimumSize, GatewayMAC)
+	n.link = newFrameLink()
 	if terr := s.CreateNIC(nicID, ethernet.New(n.link)); terr != nil {
 		cancel()
 		return nil, fmt.Errorf("create NIC: %s", terr)
@@ -211,33 +210,11 @@ func (n *Stack) ServeFrames(ctx context.Context, conn io.ReadWriteCloser) error 
 		}
 		conn.Close()
 	}()
-	werr := make(chan error, 1)
-	go func() {
-		buf := make([]byte, 0, 4+MTU+header.EthernetMinimumSize+64)
-		for {
-			pkt := n.link.ReadContext(ctx)
-			if pkt == nil {
-				werr <- ctx.Err()
-				return
-			}
-			buf = buf[:4]
-			for _, s := range pkt.AsSlices() {
-				buf = append(buf, s...)
-			}
-			pkt.DecRef()
-			binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
-			if _, err := conn.Write(buf); err != nil {
-				cancel()
-				werr <- err
-				return
-			}
-		}
-	}()
+	n.link.setWriter(conn)
+	defer n.link.setWriter(nil)
 	var hdr [4]byte
 	for {
 		if _, err := io.ReadFull(conn, hdr[:]); err != nil {
-			cancel()
-			<-werr
 			if err == io.EOF || ctx.Err() != nil {
 				return nil
 			}
@@ -245,14 +222,10 @@ func (n *Stack) ServeFrames(ctx context.Context, conn io.ReadWriteCloser) error 
 		}
 		size := binary.BigEndian.Uint32(hdr[:])
 		if size > 65536 {
-			cancel()
-			<-werr
 			return fmt.Errorf("frame of %d bytes: not a QEMU stream", size)
 		}
 		frame := make([]byte, size)
 		if _, err := io.ReadFull(conn, frame); err != nil {
-			cancel()
-			<-werr
 			return err
 		}
 		if size < header.EthernetMinimumSize {
