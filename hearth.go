@@ -225,7 +225,7 @@ func (c *Client) Run(ctx context.Context, o RunOptions) (*ExecResult, error) {
 func (c *Client) CreateWorkspace(ctx context.Context, o CreateOptions) (*Workspace, error) {
 	req := api.CreateRequest{Name: o.Name, Image: o.Image, Backend: o.Backend, CPUs: o.CPUs, MemoryMiB: o.MemoryMiB, Seed: o.Seed,
 		Publish: o.Publish, AllowNonLoopback: o.AllowNonLoopback, Disks: diskSpecs(o.Disks),
-		Secrets: o.Secrets, SecretEnvAll: o.SecretEnvAll}
+		Secrets: o.Secrets, SecretEnvAll: o.SecretEnvAll, NetworkSpec: o.Network.Spec()}
 	if c.remote != nil {
 		req.Seed = absPath(o.Seed)
 	}

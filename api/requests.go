@@ -70,6 +70,7 @@ type CreateRequest struct {
 	// SecretEnvAll puts the env secrets in every exec's and shell's
 	// environment (default: only of those that ask with secret_env).
 	SecretEnvAll bool `json:"secret_env_all,omitempty"`
+	NetworkSpec
 }
 
 // ListRequest is the request of `workspace_list`.

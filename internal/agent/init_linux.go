@@ -29,6 +29,7 @@ type bootConfig struct {
 	ID       string      // hearth.id
 	Hostname string      // hearth.hostname
 	Disks    []diskMount // hearth.disk (repeated)
+	Net      string      // hearth.net: see netConfig
 }
 
 // parseCmdline reads the hearth.* parameters from a kernel command line.
@@ -49,6 +50,8 @@ func parseCmdline(cmdline string) bootConfig {
 			if d, ok := parseDiskArg(v); ok {
 				c.Disks = append(c.Disks, d)
 			}
+		case "hearth.net":
+			c.Net = v
 		}
 	}
 	return c
@@ -203,6 +206,7 @@ func setupRoot(log *slog.Logger, cfg bootConfig) {
 	if err := loopbackUp(); err != nil {
 		log.Warn("bring up lo", "err", err)
 	}
+	setupNetwork(log, cfg.Net)
 	os.Clearenv()
 	for _, kv := range execDefaultEnv {
 		k, v, _ := strings.Cut(kv, "=")

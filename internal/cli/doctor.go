@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"github.com/hearthvm/hearth/internal/netstack"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -113,6 +114,10 @@ func runDoctor(ctx context.Context, root, requested string) *doctorReport {
 	} else {
 		v, _ := q.Version(ctx)
 		add(check{Name: "qemu", Status: "ok", Detail: v})
+	}
+	// Guest network.
+	if st, detail, fix := netstack.Check(ctx, ""); true {
+		add(check{Name: "network", Status: st, Detail: detail, Fix: fix})
 	}
 	// Firecracker.
 	fc, _ := backend.New(backend.Config{CacheDir: cache}, backend.Firecracker, false)

@@ -28,7 +28,7 @@ func newWorkspaceCmd(g *globals) *cobra.Command {
 be stopped and started again from its own disk. WS is a workspace id (ws-…) or its
 unique name everywhere.`,
 	}
-	cmd.AddCommand(newWSCreate(g), newWSList(g), newWSShow(g), newWSStart(g), newWSStop(g), newWSDelete(g), newWSExec(g), newWSLogs(g))
+	cmd.AddCommand(newWSCreate(g), newWSList(g), newWSShow(g), newWSStart(g), newWSStop(g), newWSDelete(g), newWSExec(g), newWSLogs(g), newWSNetwork(g))
 	for _, add := range workspaceCommands {
 		cmd.AddCommand(add(g))
 	}
@@ -93,6 +93,7 @@ func newWSCreate(g *globals) *cobra.Command {
 	var o hearth.CreateOptions
 	var disk string
 	var disks []string
+	var nf networkFlags
 	cmd := &cobra.Command{
 		Use:   "create [flags]",
 		Short: "Create a workspace and boot it",
@@ -126,6 +127,9 @@ that 'hearth workspace diff' compares against.`,
 			if !g.json {
 				o.Progress = func(s string) { fmt.Fprintf(g.stderr, "hearth: %s…\n", s) }
 			}
+			if o.Network, err = nf.policy(cmd); err != nil {
+				return err
+			}
 			ws, err := c.CreateWorkspace(cmd.Context(), o)
 			if err != nil {
 				return err
@@ -146,6 +150,7 @@ that 'hearth workspace diff' compares against.`,
 	f.StringArrayVar(&disks, "disk", nil, "attach a named data disk: NAME:/mnt/PATH or NAME:/mnt/PATH:ro (repeatable)")
 	f.StringArrayVar(&o.Secrets, "secret", nil, "expose a stored secret NAME or NAME:MODE (mode file, env or brokered; default env; repeatable; see 'hearth secret')")
 	f.BoolVar(&o.SecretEnvAll, "secret-env-all", false, "put the env secrets in every exec's and shell's environment (default: only of those that ask with --secret-env)")
+	nf.add(f)
 	return cmd
 }
 

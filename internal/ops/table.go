@@ -52,7 +52,7 @@ var All = []Op{
 		local: bind(func(ctx context.Context, m *m, r api.CreateRequest, s IO) (*api.Workspace, error) {
 			o := workspace.CreateOptions{Name: r.Name, Image: r.Image, Backend: r.Backend, CPUs: r.CPUs, MemoryMiB: r.MemoryMiB, Seed: r.Seed, Progress: s.Progress,
 				Publish: r.Publish, PublishOptions: workspace.PublishOptions{AllowNonLoopback: r.AllowNonLoopback},
-				Secrets: r.Secrets, SecretEnvAll: r.SecretEnvAll}
+				Secrets: r.Secrets, SecretEnvAll: r.SecretEnvAll, Network: r.NetworkSpec.Policy()}
 			n, err := ParseSize(r.DiskSize)
 			if err != nil {
 				return nil, errdefs.Arg("disk_size", "%v", err)

@@ -37,6 +37,7 @@ import (
 	"github.com/hearthvm/hearth/internal/errdefs"
 	"github.com/hearthvm/hearth/internal/guest"
 	"github.com/hearthvm/hearth/internal/guestproto"
+	"github.com/hearthvm/hearth/internal/netstack"
 	"github.com/hearthvm/hearth/internal/proc"
 	"github.com/hearthvm/hearth/internal/vmm"
 	"golang.org/x/sys/unix"
@@ -48,6 +49,9 @@ type Config struct {
 	Spec        vmm.Spec      `json:"spec"`
 	BootTimeout time.Duration `json:"boot_timeout"`
 	CacheDir    string        `json:"cache_dir"`
+	// Network, if set, runs the guest network stack (package netstack)
+	// in this supervisor and gives the guest a NIC on it.
+	Network *netstack.Config `json:"network,omitempty"`
 }
 
 // Status is DIR/vm.json: the live state of a supervised VM.
@@ -326,6 +330,20 @@ func Run(ctx context.Context, dir string, ready io.WriteCloser, factory BackendF
 	// A starter that dies before the VM is ready (a create or start killed
 	// with -9) takes the boot with it: nobody would use that VM.
 	unwatch := watchStarter(ready, func() { cancel(errStarterGone) })
+	if cfg.Network != nil {
+		ns, err := netstack.Start(*cfg.Network, dir, log)
+		if err != nil {
+			unwatch()
+			cancel(nil)
+			now := time.Now().UTC()
+			st.State, st.ExitedAt, st.ExitReason, st.Error = "exited", &now, "boot failed", err.Error()
+			writeStatus(dir, st)
+			return fail(err)
+		}
+		defer ns.Close()
+		cfg.Spec.NetSocket = ns.FrameSocketPath()
+		cfg.Spec.KernelArgs = append(cfg.Spec.KernelArgs, netstack.KernelArg())
+	}
 	m, hello, err := Boot(bootCtx, backend, cfg.Spec, cfg.BootTimeout)
 	unwatch()
 	gone := errors.Is(context.Cause(bootCtx), errStarterGone)

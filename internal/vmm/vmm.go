@@ -39,6 +39,10 @@ type Spec struct {
 	KernelArgs []string
 	// ConsoleLog receives the serial console.
 	ConsoleLog string
+	// NetSocket, if set, gives the guest a virtio-net NIC whose Ethernet
+	// frames go to this Unix socket (package netstack listens there);
+	// empty means no NIC at all.
+	NetSocket string
 }
 
 // Disk is an extra virtio-blk disk.

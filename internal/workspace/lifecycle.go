@@ -57,6 +57,8 @@ type CreateOptions struct {
 	// every exec's and shell's environment.
 	Secrets      []string
 	SecretEnvAll bool
+	// Network is the guest network policy; nil means mode none (no NIC).
+	Network *api.NetworkPolicy
 }
 
 // ValidateMachine checks cpus and memory.
@@ -261,6 +263,10 @@ func (m *Manager) Create(ctx context.Context, opts CreateOptions) (_ *api.Worksp
 	if err != nil {
 		return nil, err
 	}
+	netPolicy, err := policyOf(opts.Network)
+	if err != nil {
+		return nil, err
+	}
 	img, err := (&image.Store{Root: m.root}).Get(opts.Image)
 	if err != nil {
 		return nil, err
@@ -358,6 +364,9 @@ func (m *Manager) Create(ctx context.Context, opts CreateOptions) (_ *api.Worksp
 		if err := m.attachLocked(ctx, rec, d); err != nil {
 			return nil, err
 		}
+	}
+	if err := m.saveNetwork(id, netPolicy); err != nil {
+		return nil, err
 	}
 	progress("booting the VM")
 	if _, err := m.start(ctx, rec, backend.Name()); err != nil {
@@ -465,6 +474,7 @@ func (m *Manager) start(ctx context.Context, rec *record, backendName string) (*
 	}
 	st, err := supervisor.Launch(ctx, m.exe, run, supervisor.Config{
 		Backend: backendName, Spec: spec, BootTimeout: m.bootTimeout, CacheDir: home.Cache(m.root),
+		Network: m.networkConfig(rec.ID),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start workspace %s: %w", rec.ID, err)

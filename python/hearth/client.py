@@ -366,19 +366,27 @@ class Client:
         disks: Optional[Iterable[str]] = None,
         secrets: Optional[Sequence[str]] = None,
         secret_env_all: bool = False,
+        network: Optional[str] = None,
+        rules: Optional[Sequence[Dict[str, str]]] = None,
+        allow_host: Optional[Sequence[int]] = None,
     ) -> "Workspace":
         """Creates a workspace (seeded from a host directory or archive) and boots it.
 
         ``publish`` lists ports to publish, each ``[HOST_ADDR:]HOST_PORT:GUEST_PORT``;
         ``disks`` attaches named data disks, each "NAME:/mnt/PATH" or "NAME:/mnt/PATH:ro";
         ``secrets`` are stored secrets to expose, each ``NAME`` or ``NAME:MODE``
-        (file, env or brokered).
+        (file, env or brokered); ``network`` is none (default: no network
+        interface), egress or open; ``rules`` are ordered
+        ``{"action": "allow"|"deny", "match": RULE}``; ``allow_host`` lists host
+        loopback ports reachable at host.hearth.internal.
         """
         body = _clean({"name": name, "image": image, "backend": backend, "cpus": cpus,
                        "memory_mib": memory_mib, "disk_size": disk_size, "seed": _abs(seed),
                        "publish": list(publish) if publish else None, "allow_non_loopback": allow_non_loopback or None,
                        "disks": list(disks) if disks else None,
-                       "secrets": list(secrets) if secrets else None, "secret_env_all": secret_env_all or None})
+                       "secrets": list(secrets) if secrets else None, "secret_env_all": secret_env_all or None,
+                       "network": network, "rules": list(rules) if rules else None,
+                       "allow_host": list(allow_host) if allow_host else None})
         info = WorkspaceInfo.from_dict(self._call("POST", "/v1/workspaces", body=body))
         return Workspace(self, info.id, info)
 
@@ -816,3 +824,23 @@ class Workspace:
     def secret_rm(self, name: str) -> WorkspaceInfo:
         """Stops exposing a secret to the workspace."""
         return self._keep(self.client._call("DELETE", self._p("secrets", name)))
+    def network_show(self) -> Dict[str, Any]:
+        """The workspace's network policy, guest addresses, and whether the running VM enforces it."""
+        return self.client._call("GET", self._p("network"))
+
+    def network_set(self, network: Optional[str] = None, rules: Optional[Sequence[Dict[str, str]]] = None,
+                    allow_host: Optional[Sequence[int]] = None) -> Dict[str, Any]:
+        """Replaces the network policy (live on a running workspace with a network).
+
+        ``rules`` are ordered ``{"action": "allow"|"deny", "match": RULE}``."""
+        body = _clean({"network": network, "rules": list(rules) if rules else None,
+                       "allow_host": list(allow_host) if allow_host else None})
+        return self.client._call("PUT", self._p("network"), body=body)
+
+    def network_log(self, tail: Optional[int] = None, after: Optional[str] = None) -> List[Dict[str, Any]]:
+        """The network log: DNS queries and flows with the deciding rule (events after ``after``, an RFC 3339 time)."""
+        return self.client._call("GET", self._p("network", "log"), query={"tail": tail, "after": after})["events"]
+
+    def network_test(self) -> Dict[str, Any]:
+        """Runs the network self-test inside the guest; ``ok`` says whether enforcement holds."""
+        return self.client._call("POST", self._p("network", "test"))

@@ -353,6 +353,9 @@ func (b *Backend) start(ctx context.Context, spec vmm.Spec) (*Machine, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, fmt.Errorf("firecracker: %w (%w)", err, errdefs.ErrInvalidArgument)
 	}
+	if spec.NetSocket != "" {
+		return nil, fmt.Errorf("firecracker: a guest network (mode egress or open) is not available on Firecracker yet (it needs a TAP device in a network namespace; see docs/network.md): use the qemu backend or network mode none: %w", errdefs.ErrNotImplemented)
+	}
 	bin, err := b.Binary()
 	if err != nil {
 		return nil, err

@@ -32,6 +32,9 @@ const (
 	AccelTCG Accel = "tcg"
 )
 
+// GuestMAC is the guest NIC's MAC address (QEMU's default one).
+const GuestMAC = "52:54:00:12:34:56"
+
 // Options configure the backend.
 type Options struct {
 	// Binary is the QEMU executable; qemu-system-x86_64 from PATH when empty.
@@ -206,6 +209,13 @@ func Args(spec vmm.Spec, accel Accel) []string {
 			drive += ",readonly=on"
 		}
 		args = append(args, "-drive", drive, "-device", fmt.Sprintf("virtio-blk-device,drive=disk%d", i+1))
+	}
+	if spec.NetSocket != "" {
+		// The supervisor's user-space network stack (package netstack):
+		// QEMU 7.2's stream netdev, 4-byte big-endian length per frame.
+		args = append(args,
+			"-netdev", "stream,id=net0,server=off,addr.type=unix,addr.path="+spec.NetSocket,
+			"-device", "virtio-net-device,netdev=net0,mac="+GuestMAC)
 	}
 	args = append(args,
 		"-device", "virtio-rng-device",

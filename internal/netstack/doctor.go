@@ -1,0 +1,34 @@
+package netstack
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+)
+
+// Check reports whether a guest network can work here: QEMU must have the
+// stream netdev (QEMU ≥ 7.2) and the stack needs an upstream resolver.
+// Firecracker has no guest network yet.
+func Check(ctx context.Context, qemuBinary string) (status, detail, fix string) {
+	if qemuBinary == "" {
+		qemuBinary = "qemu-system-x86_64"
+	}
+	out, err := exec.CommandContext(ctx, qemuBinary, "-netdev", "help").CombinedOutput()
+	if err != nil {
+		return "warn", fmt.Sprintf("%s -netdev help: %v", qemuBinary, err), "install QEMU ≥ 7.2 (Debian 12's qemu-system-x86) for workspaces with a network"
+	}
+	if !strings.Contains(string(out), "stream") {
+		return "warn", "QEMU lacks the stream netdev: workspaces with network mode egress or open cannot boot", "install QEMU ≥ 7.2"
+	}
+	up := os.Getenv("HEARTH_NET_DNS")
+	src := "HEARTH_NET_DNS"
+	if up == "" {
+		up, src = systemResolver(), "/etc/resolv.conf"
+	}
+	if up == "" {
+		return "warn", "no upstream DNS resolver for the guest network (/etc/resolv.conf names none)", "add a nameserver to /etc/resolv.conf or set HEARTH_NET_DNS=HOST:PORT"
+	}
+	return "ok", fmt.Sprintf("guest network available on qemu (stream netdev, user-space stack, upstream DNS %s from %s); not on firecracker yet", up, src), ""
+}
