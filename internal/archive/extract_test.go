@@ -102,7 +102,7 @@ func TestExtractDestination(t *testing.T) {
 		dest := t.TempDir()
 		writeFile(t, filepath.Join(dest, "keep.me"), []byte("precious"))
 		_, err := Extract(context.Background(), bytes.NewReader(archive), dest, ExtractOptions{})
-		if !errors.Is(err, errdefs.ErrAlreadyExists) || !strings.Contains(err.Error(), "--force") {
+		if !errors.Is(err, errdefs.ErrAlreadyExists) || !strings.Contains(err.Error(), "with force") {
 			t.Fatalf("err = %v", err)
 		}
 		if b, _ := os.ReadFile(filepath.Join(dest, "keep.me")); string(b) != "precious" || dirNames(t, dest) != "keep.me" {
