@@ -503,9 +503,11 @@ func (m *Manager) Start(ctx context.Context, ref string) (*api.Workspace, error)
 		return nil, fmt.Errorf("workspace %s: its create did not finish, so it has no baseline: delete it (with force) and create it again: %w", rec.Name, errdefs.ErrFailedPrecondition)
 	}
 	vs := m.vmState(rec.ID)
-	if vs.state == api.StateRunning {
+	if vs.state == api.StateRunning && agentSocketExists(vs) {
 		return m.info(rec), nil
 	}
+	// Not running, or recorded running while its agent's socket is gone (a
+	// boot given up after its starter was killed): boot it afresh.
 	if err := l.drain(ctx, nil); err != nil {
 		return nil, err
 	}
@@ -514,6 +516,15 @@ func (m *Manager) Start(ctx context.Context, ref string) (*api.Workspace, error)
 		return nil, err
 	}
 	return m.info(rec), nil
+}
+
+// agentSocketExists reports whether a running VM's agent socket is there.
+func agentSocketExists(vs vmState) bool {
+	if vs.status == nil || vs.status.AgentSocket == "" {
+		return true // nothing recorded to check against
+	}
+	_, err := os.Stat(vs.status.AgentSocket)
+	return err == nil
 }
 
 // StopOptions configure Stop.
