@@ -19,8 +19,10 @@ import (
 // 1), so a service bound only to the guest's loopback is reachable and the
 // guest needs no network interface.
 
-// portDialTimeout bounds the agent's dial inside the guest.
-const portDialTimeout = 10 * time.Second
+// portDialTimeout bounds the agent's dial inside the guest. It is long
+// enough to ride out SYN retransmissions (1 s, 2 s, 4 s, 8 s) when a busy
+// server's accept queue is full; the host's own deadline may end it sooner.
+const portDialTimeout = 25 * time.Second
 
 // portCopyBuf is the copy buffer per direction.
 const portCopyBuf = 256 << 10

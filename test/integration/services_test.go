@@ -102,6 +102,7 @@ class H(socketserver.BaseRequestHandler):
 class S(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     daemon_threads = True
+    request_queue_size = 128
 S(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 `
 
