@@ -67,7 +67,15 @@ var (
 	ErrNotImplemented     = errdefs.ErrNotImplemented
 	ErrResourceExhausted  = errdefs.ErrResourceExhausted
 	ErrCanceled           = errdefs.ErrCanceled
+	// ErrInternal marks a failure of hearth itself. An error of no other
+	// kind is internal too: compare kinds with KindOf when in doubt.
+	ErrInternal = errdefs.ErrInternal
 )
+
+// KindOf returns the contract's error kind of err ("not_found",
+// "invalid_argument", …; "internal" for an error of no other kind), the
+// same word the HTTP API, MCP and the CLI's --json report.
+func KindOf(err error) string { return string(errdefs.Classify(err)) }
 
 // Client is the entry point of the SDK. Every operation goes through the
 // operation table (internal/ops): in-process on the local engine, or over

@@ -7,7 +7,7 @@ package api
 import "time"
 
 // ContractVersion is the version of the public contract these types belong to.
-const ContractVersion = "0.1"
+const ContractVersion = "1.0"
 
 // State is a workspace's lifecycle state.
 type State string

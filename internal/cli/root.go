@@ -22,6 +22,7 @@ import (
 // globals are the flags and streams every command shares.
 type globals struct {
 	home   string
+	remote string
 	json   bool
 	stdout io.Writer
 	stderr io.Writer
@@ -79,6 +80,7 @@ State lives under $HEARTH_HOME (default ${XDG_DATA_HOME:-$HOME/.local/share}/hea
 	}
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print machine-readable JSON (documented in docs/public-contract.md)")
 	root.PersistentFlags().StringVar(&g.home, "home", "", "state directory (default $HEARTH_HOME or ~/.local/share/hearth)")
+	root.PersistentFlags().StringVar(&g.remote, "remote", "", "ADDR of a hearth serve API to drive instead of this machine's state: unix:///path/hearth.sock or https://host:port (token from $HEARTH_TOKEN; default $HEARTH_REMOTE)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%v (see '%s --help'): %w", err, c.CommandPath(), errdefs.ErrInvalidArgument)
 	})

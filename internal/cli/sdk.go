@@ -15,6 +15,13 @@ import (
 
 // client builds the SDK client for this invocation.
 func (g *globals) client() (*hearth.Client, error) {
+	remote := g.remote
+	if remote == "" {
+		remote = os.Getenv("HEARTH_REMOTE")
+	}
+	if remote != "" {
+		return hearth.New(hearth.WithRemote(remote, os.Getenv("HEARTH_TOKEN")))
+	}
 	opts := []hearth.Option{hearth.WithHome(g.home), hearth.WithExecutable(selfExe())}
 	// HEARTH_BOOT_TIMEOUT is a developer knob (tests use it to fail fast).
 	if v := os.Getenv("HEARTH_BOOT_TIMEOUT"); v != "" {

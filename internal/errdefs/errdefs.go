@@ -59,6 +59,16 @@ var table = []struct {
 	{KindCanceled, ErrCanceled},
 }
 
+// Kinds returns every kind of the contract, KindInternal last. The set is
+// closed within a major contract version.
+func Kinds() []Kind {
+	ks := make([]Kind, 0, len(table)+1)
+	for _, t := range table {
+		ks = append(ks, t.kind)
+	}
+	return append(ks, KindInternal)
+}
+
 // Classify returns the kind of err; KindInternal when it has none. A
 // caller's own cancellation is KindCanceled and its deadline KindTimeout.
 func Classify(err error) Kind {
@@ -134,6 +144,29 @@ func ExitCode(err error) int {
 		return 130
 	}
 	return 1
+}
+
+// HTTPStatus is the HTTP API's status for an error of this kind.
+func HTTPStatus(err error) int {
+	switch Classify(err) {
+	case KindNotFound:
+		return 404
+	case KindInvalidArgument:
+		return 400
+	case KindAlreadyExists, KindConflict, KindFailedPrecondition:
+		return 409
+	case KindUnavailable:
+		return 503
+	case KindTimeout:
+		return 504
+	case KindNotImplemented:
+		return 501
+	case KindResourceExhausted:
+		return 507
+	case KindCanceled:
+		return 499 // client closed request
+	}
+	return 500
 }
 
 // KindError is an error that crossed a process boundary as its message

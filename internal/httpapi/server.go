@@ -119,25 +119,7 @@ func StatusOf(err error) int {
 	if errors.As(err, &se) {
 		return se.status
 	}
-	switch errdefs.Classify(err) {
-	case errdefs.KindNotFound:
-		return http.StatusNotFound
-	case errdefs.KindInvalidArgument:
-		return http.StatusBadRequest
-	case errdefs.KindAlreadyExists, errdefs.KindConflict, errdefs.KindFailedPrecondition:
-		return http.StatusConflict
-	case errdefs.KindUnavailable:
-		return http.StatusServiceUnavailable
-	case errdefs.KindTimeout:
-		return http.StatusGatewayTimeout
-	case errdefs.KindNotImplemented:
-		return http.StatusNotImplemented
-	case errdefs.KindResourceExhausted:
-		return http.StatusInsufficientStorage
-	case errdefs.KindCanceled:
-		return 499 // client closed request
-	}
-	return http.StatusInternalServerError
+	return errdefs.HTTPStatus(err)
 }
 
 // statusError is an error with an explicit status (413, 401, 404 routes).

@@ -62,14 +62,34 @@ max_total_patch_bytes to 65536 here (patch_omitted says what was left out and ho
 
 // server holds what the tool handlers share.
 type server struct {
-	c     *hearth.Client
+	c     Invoker
 	log   *slog.Logger
 	check func(op ops.Op, req any) error
 }
 
+// ServerVersion is the version the server reports in its MCP
+// implementation info: the contract version as semver, with hearth's
+// build version as build metadata ("1.0.0+3.0.0"), so a client sees which
+// contract it talks to.
+func ServerVersion(build string) string {
+	meta := strings.Map(func(r rune) rune {
+		switch {
+		case r >= '0' && r <= '9', r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r == '-', r == '.':
+			return r
+		}
+		return '-'
+	}, build)
+	return api.ContractVersion + ".0+" + meta
+}
+
+// Invoker runs an operation of the table by name; *hearth.Client is one.
+type Invoker interface {
+	Invoke(ctx context.Context, name string, req any, s hearth.Streams) (any, error)
+}
+
 // NewServer returns an MCP server exposing every operation of ops.All as a
-// tool backed by c.
-func NewServer(c *hearth.Client, o Options) *sdk.Server {
+// tool backed by c (a *hearth.Client).
+func NewServer(c Invoker, o Options) *sdk.Server {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -79,7 +99,7 @@ func NewServer(c *hearth.Client, o Options) *sdk.Server {
 	if o.Version == "" {
 		o.Version = "dev"
 	}
-	s := sdk.NewServer(&sdk.Implementation{Name: "hearth", Title: "hearth microVM workspaces", Version: o.Version},
+	s := sdk.NewServer(&sdk.Implementation{Name: "hearth", Title: "hearth microVM workspaces", Version: ServerVersion(o.Version)},
 		&sdk.ServerOptions{Instructions: instructions, Logger: o.SDKLogger})
 	h := &server{c: c, log: o.Logger, check: o.CheckRequest}
 	h.register(s)

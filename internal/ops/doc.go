@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/hearthvm/hearth/internal/errdefs"
 )
 
 // Doc markers around the generated table in docs/public-contract.md.
@@ -61,6 +63,16 @@ func (o Op) annotations() []string {
 // which the Python SDK's tests read.
 type Description struct {
 	Operations []OpDescription `json:"operations"`
+	// Errors is the closed set of error kinds, with the CLI exit status and
+	// HTTP status of each.
+	Errors []ErrorDescription `json:"errors"`
+}
+
+// ErrorDescription is one error kind of the contract.
+type ErrorDescription struct {
+	Kind string `json:"kind"`
+	Exit int    `json:"exit"`
+	HTTP int    `json:"http"`
 }
 
 // OpDescription describes one operation.
@@ -104,6 +116,10 @@ func Describe() []byte {
 			od.Args = append(od.Args, ad)
 		}
 		d.Operations = append(d.Operations, od)
+	}
+	for _, k := range errdefs.Kinds() {
+		e := errdefs.FromKind(k)
+		d.Errors = append(d.Errors, ErrorDescription{Kind: string(k), Exit: errdefs.ExitCode(e), HTTP: errdefs.HTTPStatus(e)})
 	}
 	b, _ := json.MarshalIndent(d, "", "  ")
 	return append(b, '\n')

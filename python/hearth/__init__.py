@@ -17,6 +17,7 @@ from .client import Client, Workspace, default_home, default_socket
 from .errors import (
     AlreadyExistsError,
     AuthenticationError,
+    CanceledError,
     ConflictError,
     FailedPreconditionError,
     HearthError,
@@ -50,13 +51,15 @@ from .types import (
     WorkspaceInfo,
 )
 
-__version__ = "0.1.0"
+# The SDK's version follows the contract it speaks: 1.x speaks contract 1.
+__version__ = "1.0.0"
+CONTRACT_VERSION = "1.0"
 
 __all__ = [
-    "Client", "Workspace", "default_home", "default_socket",
+    "CONTRACT_VERSION", "Client", "Workspace", "default_home", "default_socket",
     "HearthError", "NotFoundError", "AlreadyExistsError", "InvalidArgumentError",
     "FailedPreconditionError", "ConflictError", "UnavailableError", "HearthTimeoutError",
-    "NotImplementedByServerError", "ResourceExhaustedError", "InternalError", "AuthenticationError",
+    "NotImplementedByServerError", "ResourceExhaustedError", "CanceledError", "InternalError", "AuthenticationError",
     "Command", "CommandOutput", "DiffFile", "DiffResult", "DiffSummary", "ExecResult",
     "ExportResult", "Shell", "ShellOutput", "SyncResult", "WorkspaceInfo",
     "Service", "ServiceProbe", "ServiceExit", "ServiceWait", "ServiceStartResult", "ServiceLogs", "PublishedPort",

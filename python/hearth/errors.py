@@ -96,6 +96,12 @@ class ResourceExhaustedError(HearthError):
     kind = "resource_exhausted"
 
 
+class CanceledError(HearthError):
+    """The call was cancelled before it finished (the caller went away)."""
+
+    kind = "canceled"
+
+
 class InternalError(HearthError):
     """An error without a more specific kind."""
 
@@ -118,6 +124,7 @@ _BY_KIND: Dict[str, Type[HearthError]] = {
         HearthTimeoutError,
         NotImplementedByServerError,
         ResourceExhaustedError,
+        CanceledError,
         InternalError,
     )
 }

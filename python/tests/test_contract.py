@@ -70,3 +70,24 @@ class ContractTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ErrorKindsTest(unittest.TestCase):
+    """Every error kind of the contract (docs/operations.json "errors") has
+    its exception class, found from the kind and the HTTP status the server
+    sends with it."""
+
+    def test_every_kind_has_its_exception(self):
+        from hearth.errors import error_from_body
+
+        with open(TABLE) as f:
+            kinds = json.load(f)["errors"]
+        self.assertGreaterEqual(len(kinds), 11)
+        for k in kinds:
+            with self.subTest(kind=k["kind"]):
+                e = error_from_body({"error": {"kind": k["kind"], "message": "m"}}, k["http"])
+                self.assertEqual(e.kind, k["kind"])
+                self.assertEqual(e.status, k["http"])
+                self.assertIsInstance(e, hearth.HearthError)
+                self.assertIsNot(type(e), hearth.HearthError, "kind %s has no class of its own" % k["kind"])
+                self.assertIn(type(e).__name__, hearth.__all__)
