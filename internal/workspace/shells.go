@@ -121,7 +121,15 @@ func (m *Manager) ShellRead(ctx context.Context, ref, id string, o ShellReadOpti
 	if err != nil {
 		return nil, err
 	}
-	defer release()
+	if o.Wait > 0 {
+		// A waiting read touches nothing on the host and its output stays
+		// in the guest, so it does not hold the workspace: a stop goes
+		// ahead at once instead of waiting out a poll loop, and this read
+		// then ends with the VM (unavailable).
+		release()
+	} else {
+		defer release()
+	}
 	r, err := c.ShellRead(ctx, id, o.Cursor, o.Wait)
 	if err != nil {
 		return nil, m.redactErr(rec, err)
