@@ -126,6 +126,34 @@ func TestShellSessions(t *testing.T) {
 			t.Errorf("shell traffic in the command log: %+v", l)
 		}
 	}
+	// A read waiting for output (an agent's poll loop) does not hold the
+	// workspace: a plain stop goes ahead at once, and the read ends with
+	// the VM instead of making the stop wait and refuse.
+	s3, err := ws.ShellOpen(ctx, hearth.ShellOpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws.ShellRead(ctx, s3.ID, hearth.ShellReadOptions{Wait: time.Second}) // past the prompt
+	readDone := make(chan error, 1)
+	readStarted := time.Now()
+	go func() {
+		_, err := ws.ShellRead(ctx, s3.ID, hearth.ShellReadOptions{Wait: 50 * time.Second})
+		readDone <- err
+	}()
+	time.Sleep(time.Second) // let the read reach the guest (no signal says it has)
+	stopStart := time.Now()
+	if _, err := ws.Stop(ctx); err != nil {
+		t.Fatalf("stop while a shell read waits: %v", err)
+	}
+	t.Logf("stop took %v with a 50 s shell read waiting", time.Since(stopStart).Round(time.Millisecond))
+	select {
+	case err := <-readDone:
+		if err == nil && time.Since(readStarted) > 45*time.Second {
+			t.Errorf("the read waited out its 50 s instead of ending with the VM")
+		}
+	case <-time.After(40 * time.Second):
+		t.Errorf("the waiting read did not end when the VM stopped")
+	}
 }
 
 // TestShellAttachTmux drives `hearth workspace shell attach` as a person
