@@ -400,7 +400,8 @@ func (w *Workspace) SyncPush(ctx context.Context, src string, o SyncOptions) (*S
 
 // Diff compares the live /workspace with the create-time baseline.
 func (w *Workspace) Diff(ctx context.Context, o DiffOptions) (*DiffResult, error) {
-	req := api.DiffRequest{Workspace: w.ref, Paths: o.Paths, NoPatch: o.NoPatch, Exclude: o.Exclude, MaxPatchBytes: o.MaxPatchBytes, MaxTotalPatchBytes: o.MaxTotalPatchBytes}
+	req := api.DiffRequest{Workspace: w.ref, Paths: o.Paths, NoPatch: o.NoPatch, Exclude: o.Exclude, MaxPatchBytes: o.MaxPatchBytes, MaxTotalPatchBytes: o.MaxTotalPatchBytes,
+		Offset: o.Offset, Limit: o.Limit}
 	return invoke[DiffResult](ctx, w.c, "workspace_diff", &req, Streams{})
 }
 

@@ -162,6 +162,11 @@ type DiffRequest struct {
 	MaxPatchBytes int64 `json:"max_patch_bytes,omitempty" default:"1048576"`
 	// MaxTotalPatchBytes bounds the patch text of the whole result.
 	MaxTotalPatchBytes int64 `json:"max_total_patch_bytes,omitempty" default:"16777216"`
+	// Offset and Limit page through the changed files (in path order):
+	// at most Limit files from Offset; the result's next_offset continues.
+	// The CLI reads every page.
+	Offset int `json:"offset,omitempty" cli:"-"`
+	Limit  int `json:"limit,omitempty" default:"1000" max:"10000" cli:"-"`
 }
 
 // ExportRequest is the request of `workspace_export`.

@@ -115,6 +115,12 @@ type DiffSummary struct {
 // DiffResult is the result of `workspace_diff`: the live /workspace
 // against its create-time baseline, files in path order.
 type DiffResult struct {
-	Files   []DiffFile  `json:"files"`
+	Files []DiffFile `json:"files"`
+	// Summary counts the files of this page.
 	Summary DiffSummary `json:"summary"`
+	// TotalFiles is the number of changed files in the whole diff, over
+	// every page.
+	TotalFiles int `json:"total_files"`
+	// NextOffset is the offset of the next page; absent on the last.
+	NextOffset int `json:"next_offset,omitempty"`
 }

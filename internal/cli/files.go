@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/hearthvm/hearth"
@@ -87,7 +88,7 @@ never touches a shell.`,
 				return err
 			}
 			o.Paths, o.NoPatch = args[1:], stat && !patch
-			r, err := c.Workspace(args[0]).Diff(cmd.Context(), o)
+			r, err := diffAll(cmd.Context(), c.Workspace(args[0]), o)
 			if err != nil {
 				return err
 			}
@@ -111,6 +112,46 @@ never touches a shell.`,
 	cmd.Flags().Int64Var(&o.MaxPatchBytes, "max-patch-bytes", fsdiff.DefaultMaxPatchBytes, "largest file (and patch) shown as a patch, in bytes")
 	cmd.Flags().Int64Var(&o.MaxTotalPatchBytes, "max-total-patch-bytes", fsdiff.DefaultMaxTotalPatchBytes, "most patch text in one diff, in bytes")
 	return cmd
+}
+
+// diffAll reads every page of a diff into one result, the patch budget
+// shared across the pages.
+func diffAll(ctx context.Context, ws *hearth.Workspace, o hearth.DiffOptions) (*hearth.DiffResult, error) {
+	budget := o.MaxTotalPatchBytes
+	var all *hearth.DiffResult
+	for {
+		r, err := ws.Diff(ctx, o)
+		if err != nil {
+			return nil, err
+		}
+		if all == nil {
+			all = r
+		} else {
+			all.Files = append(all.Files, r.Files...)
+			a, b := &all.Summary, r.Summary
+			a.Added += b.Added
+			a.Modified += b.Modified
+			a.Deleted += b.Deleted
+			a.TypeChanged += b.TypeChanged
+			a.ModeChanged += b.ModeChanged
+			a.Files += b.Files
+			a.Insertions += b.Insertions
+			a.Deletions += b.Deletions
+		}
+		if r.NextOffset == 0 {
+			all.NextOffset = 0
+			return all, nil
+		}
+		if budget > 0 {
+			for _, f := range r.Files {
+				budget -= int64(len(f.Patch))
+			}
+			// 1 byte keeps later patches out ("diff too large"); 0 would
+			// mean the default again.
+			o.MaxTotalPatchBytes = max(budget, 1)
+		}
+		o.Offset = r.NextOffset
+	}
 }
 
 func newWSExport(g *globals) *cobra.Command {

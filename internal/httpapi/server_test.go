@@ -193,7 +193,7 @@ func TestQueryParameters(t *testing.T) {
 	if code, b := do(t, srv, "GET", "/v1/workspaces/x/diff?paths=a&paths=b/c&no_patch=true&exclude=*.log", ""); code != 200 {
 		t.Fatalf("%d %s", code, b)
 	}
-	if _, r := f.last(); fmt.Sprint(*r.(*api.DiffRequest)) != "{x [a b/c] true [*.log] 1048576 16777216}" {
+	if _, r := f.last(); fmt.Sprint(*r.(*api.DiffRequest)) != "{x [a b/c] true [*.log] 1048576 16777216 0 1000}" {
 		t.Fatalf("diff request %+v", r)
 	}
 	if code, b := do(t, srv, "GET", "/v1/workspaces/x/shells/s1/output?cursor=7&wait_ms=20&plain=1", ""); code != 200 {

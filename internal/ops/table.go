@@ -191,10 +191,10 @@ var All = []Op{
 			"Read-only: no command log entry, shells untouched. Narrow with paths, use no_patch for a summary, or workspace_export a file to see it whole.",
 		CLI: "workspace diff", Go: "Workspace.Diff", Python: "Workspace.diff", Method: "GET", Path: "/v1/workspaces/{workspace}/diff",
 		Request: api.DiffRequest{}, Result: api.DiffResult{}, ReadOnly: true, Idempotent: true,
-		MCP: map[string]int64{"max_patch_bytes": MCPMaxPatchBytes, "max_total_patch_bytes": MCPMaxTotalPatchBytes},
+		MCP: map[string]int64{"max_patch_bytes": MCPMaxPatchBytes, "max_total_patch_bytes": MCPMaxTotalPatchBytes, "limit": 200},
 		local: bind(func(ctx context.Context, m *m, r api.DiffRequest, _ IO) (*api.DiffResult, error) {
 			res, err := m.Diff(ctx, r.Workspace, workspace.DiffOptions{Paths: r.Paths, NoPatch: r.NoPatch, Exclude: r.Exclude,
-				MaxPatchBytes: r.MaxPatchBytes, MaxTotalPatchBytes: r.MaxTotalPatchBytes})
+				MaxPatchBytes: r.MaxPatchBytes, MaxTotalPatchBytes: r.MaxTotalPatchBytes, Offset: r.Offset, Limit: r.Limit})
 			if res != nil {
 				res.Files = nonNil(res.Files)
 			}

@@ -251,6 +251,9 @@ type DiffOptions struct {
 	// fsdiff.DefaultMaxTotalPatchBytes, 16 MiB); later files keep their line
 	// counts (patch_omitted "diff too large").
 	MaxTotalPatchBytes int64
+	// Offset and Limit page through the changed files in path order: at
+	// most Limit (0: all) from Offset. Only the page's files are read.
+	Offset, Limit int
 }
 
 // DiffResult is a structured diff of /workspace against the baseline.
@@ -326,6 +329,14 @@ func (m *Manager) Diff(ctx context.Context, ref string, o DiffOptions) (*DiffRes
 		}
 		changes = kept
 	}
+	if o.Offset < 0 || o.Limit < 0 {
+		return nil, errdefs.Arg("offset", "offset and limit must not be negative")
+	}
+	total, next := len(changes), 0
+	changes = changes[min(o.Offset, total):]
+	if o.Limit > 0 && len(changes) > o.Limit {
+		changes, next = changes[:o.Limit], o.Offset+o.Limit
+	}
 	idx, err := m.openBaseline(rec.ID)
 	if err != nil {
 		return nil, fmt.Errorf("baseline of %s: %w", rec.ID, err)
@@ -354,7 +365,12 @@ func (m *Manager) Diff(ctx context.Context, ref string, o DiffOptions) (*DiffRes
 		n, binary, err := c.CountLines(ctx, WorkspaceRoot+"/"+p, limit)
 		return int(n), binary, err
 	}
-	return fsdiff.Build(ctx, changes, load, fsdiff.Options{NoPatch: o.NoPatch, MaxPatchBytes: o.MaxPatchBytes, MaxTotalPatchBytes: o.MaxTotalPatchBytes, Count: count})
+	res, err := fsdiff.Build(ctx, changes, load, fsdiff.Options{NoPatch: o.NoPatch, MaxPatchBytes: o.MaxPatchBytes, MaxTotalPatchBytes: o.MaxTotalPatchBytes, Count: count})
+	if err != nil {
+		return nil, err
+	}
+	res.TotalFiles, res.NextOffset = total, next
+	return res, nil
 }
 
 // excludeEntries drops the manifest entries excl matches, in place.

@@ -598,14 +598,17 @@ class Workspace:
 
     def diff(self, paths: Optional[Iterable[str]] = None, no_patch: bool = False,
              exclude: Optional[Iterable[str]] = None, max_patch_bytes: Optional[int] = None,
-             max_total_patch_bytes: Optional[int] = None) -> DiffResult:
+             max_total_patch_bytes: Optional[int] = None, offset: Optional[int] = None,
+             limit: Optional[int] = None) -> DiffResult:
         """Compares the live /workspace with the create-time baseline.
 
         ``exclude`` leaves out paths matching gitignore-syntax patterns; files
-        over ``max_patch_bytes`` (default 1 MiB) get no patch."""
+        over ``max_patch_bytes`` (default 1 MiB) get no patch. At most ``limit``
+        files (default 1000) come back, from ``offset``; ``next_offset`` on the
+        result continues, and ``total_files`` counts them all."""
         q = {"paths": list(paths) if paths else None, "no_patch": True if no_patch else None,
              "exclude": list(exclude) if exclude else None, "max_patch_bytes": max_patch_bytes,
-             "max_total_patch_bytes": max_total_patch_bytes}
+             "max_total_patch_bytes": max_total_patch_bytes, "offset": offset, "limit": limit}
         return DiffResult.from_dict(self.client._call("GET", self._p("diff"), query=q))
 
     def export(self, guest_path: str, host_dest: str, archive: bool = False, force: bool = False,

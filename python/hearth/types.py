@@ -239,12 +239,16 @@ class DiffResult:
 
     files: List[DiffFile] = field(default_factory=list)
     summary: DiffSummary = field(default_factory=DiffSummary)
+    total_files: int = 0
+    next_offset: Optional[int] = None
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "DiffResult":
         return cls(
             files=[DiffFile.from_dict(f) for f in d.get("files") or []],
             summary=DiffSummary.from_dict(d.get("summary") or {}),
+            total_files=int(d.get("total_files") or 0),
+            next_offset=d.get("next_offset"),
         )
 
 

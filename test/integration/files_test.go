@@ -88,6 +88,31 @@ func TestSeedDiffSyncExport(t *testing.T) {
 	if p := got["src/edit.txt"].Patch; !strings.Contains(p, "-old") || !strings.Contains(p, "+new") {
 		t.Errorf("patch: %q", p)
 	}
+	if d.TotalFiles != len(want) || d.NextOffset != 0 {
+		t.Errorf("one page: total_files %d next_offset %d", d.TotalFiles, d.NextOffset)
+	}
+	// Pages of 3: the same files in the same order, next_offset chaining.
+	var paged []string
+	for off, pages := 0, 0; ; pages++ {
+		p, err := ws.Diff(ctx, hearth.DiffOptions{Offset: off, Limit: 3})
+		if err != nil || len(p.Files) > 3 || p.TotalFiles != len(want) || pages > len(want) {
+			t.Fatalf("page at %d: %+v %v", off, p, err)
+		}
+		for _, f := range p.Files {
+			paged = append(paged, f.Path)
+		}
+		if p.NextOffset == 0 {
+			break
+		}
+		off = p.NextOffset
+	}
+	var whole []string
+	for _, f := range d.Files {
+		whole = append(whole, f.Path)
+	}
+	if strings.Join(paged, ",") != strings.Join(whole, ",") {
+		t.Errorf("pages give %v, one diff %v", paged, whole)
+	}
 	// Paths filter and the git-like renderings.
 	d2, _ := ws.Diff(ctx, hearth.DiffOptions{Paths: []string{"src"}})
 	if len(d2.Files) != 2 {
