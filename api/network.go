@@ -119,8 +119,8 @@ type NetworkSetRequest struct {
 // NetworkLogRequest is the request of `workspace_network_log`.
 type NetworkLogRequest struct {
 	Workspace string `json:"workspace" path:"true" cli:"arg"`
-	// Tail keeps the last N events (0: all).
-	Tail int `json:"tail,omitempty"`
+	// Tail keeps the last N events (default 1000; After pages by time).
+	Tail int `json:"tail,omitempty" default:"1000" max:"100000"`
 	// After keeps events strictly after this RFC 3339 time.
 	After string `json:"after,omitempty"`
 }

@@ -204,7 +204,7 @@ port unreachable.`,
 		},
 	}
 	f := cmd.Flags()
-	f.IntVar(&tail, "tail", 0, "show only the last N events (0: all)")
+	f.IntVar(&tail, "tail", 1000, "show only the last N events (at most 100000; --after pages by time)")
 	f.StringVar(&after, "after", "", "show only events after this RFC 3339 time")
 	f.BoolVarP(&follow, "follow", "f", false, "keep printing new events")
 	return cmd
