@@ -30,9 +30,8 @@ var testNoExchange bool
 // The tree is built in a temporary directory beside dest and renamed into
 // place at the end (with Force, atomically swapped with the old tree, which
 // is then removed). On any error the temporary directory is removed and dest
-// is left as it was. The temporary directory (".NAME.hearth-tmp-PID-*",
-// mode 0700) survives only if the process is killed; the next Extract to
-// the same destination removes it (SweepStale).
+// is left as it was. The temporary directory (".NAME.hearth-tmp-*", mode
+// 0700) survives only if the process is killed; it is safe to delete.
 //
 // Every file is created with O_EXCL|O_NOFOLLOW in a directory Extract made
 // itself, so nothing is ever written through a symlink. Hard links are
@@ -54,8 +53,7 @@ func Extract(ctx context.Context, r io.Reader, dest string, opts ExtractOptions)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return nil, fmt.Errorf("extract to %s: create parent directory: %w", dest, err)
 	}
-	SweepStale(dest)
-	tmp, err := os.MkdirTemp(parent, TempPattern(dest))
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dest)+".hearth-tmp-")
 	if err != nil {
 		return nil, wrapWriteErr(dest, fmt.Errorf("create temporary directory: %w", err))
 	}

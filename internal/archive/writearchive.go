@@ -49,8 +49,7 @@ func WriteArchive(ctx context.Context, r io.Reader, destFile string, opts Extrac
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return nil, fmt.Errorf("archive destination %s: create parent directory: %w", destFile, err)
 	}
-	SweepStale(destFile)
-	tmp, err := os.CreateTemp(parent, TempPattern(destFile))
+	tmp, err := os.CreateTemp(parent, "."+filepath.Base(destFile)+".hearth-tmp-")
 	if err != nil {
 		return nil, wrapWriteErr(destFile, err)
 	}

@@ -482,8 +482,7 @@ func writeNewFile(ctx context.Context, dest string, force bool, mode string, fil
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return 0, fmt.Errorf("host destination %s: %w", dest, err)
 	}
-	archive.SweepStale(dest)
-	f, err := os.CreateTemp(parent, archive.TempPattern(dest))
+	f, err := os.CreateTemp(parent, "."+filepath.Base(dest)+".hearth-tmp-")
 	if err != nil {
 		return 0, fmt.Errorf("host destination %s: %w", dest, err)
 	}
