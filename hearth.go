@@ -297,6 +297,13 @@ func (w *Workspace) StopForce(ctx context.Context) (*WorkspaceInfo, error) {
 	return w.keep(invoke[WorkspaceInfo](ctx, w.c, "workspace_stop", &api.StopRequest{Workspace: w.ref, Force: true}, Streams{}))
 }
 
+// Suspend saves the guest's memory as it stops (QEMU); the next Start
+// resumes its processes instead of booting. It waits for calls in flight
+// like Stop.
+func (w *Workspace) Suspend(ctx context.Context) (*WorkspaceInfo, error) {
+	return w.keep(invoke[WorkspaceInfo](ctx, w.c, "workspace_stop", &api.StopRequest{Workspace: w.ref, Suspend: true}, Streams{}))
+}
+
 // Delete removes the workspace and all its files; a running one only with
 // force.
 func (w *Workspace) Delete(ctx context.Context, force bool) (*WorkspaceInfo, error) {

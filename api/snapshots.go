@@ -68,6 +68,9 @@ type SnapshotCreateRequest struct {
 	// Name is 1-63 characters a-z, 0-9, '.', '_' or '-'; "baseline" is
 	// taken.
 	Name string `json:"name" cli:"arg"`
+	// Memory also saves the running VM's memory and device state: a reset
+	// to it or a fork of it resumes the processes that ran (QEMU).
+	Memory bool `json:"memory,omitempty"`
 }
 
 // SnapshotRequest names one snapshot of a workspace.
