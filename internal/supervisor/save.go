@@ -123,9 +123,6 @@ func (s *saver) save(ctx context.Context, req *SaveRequest) (_ *SaveResponse, er
 	if !ok {
 		return nil, fmt.Errorf("this VMM cannot save a running guest: %w", errdefs.ErrNotImplemented)
 	}
-	if s.spec.MemoryFile == "" {
-		return nil, fmt.Errorf("this VM was booted without a shared memory file: restart it to take memory snapshots: %w", errdefs.ErrFailedPrecondition)
-	}
 	if fi, err := os.Stat(req.Dir); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("save directory %s: not a directory: %w", req.Dir, errdefs.ErrInvalidArgument)
 	}
@@ -147,8 +144,15 @@ func (s *saver) save(ctx context.Context, req *SaveRequest) (_ *SaveResponse, er
 		}
 		resp.PausedMS = time.Since(start).Milliseconds()
 	}()
+	// The device state and the RAM first (Firecracker flushes the disks
+	// as it saves), then the disks. With Stop the RAM file may be moved
+	// away, so a Stop takes no copies (nothing may fail after it).
+	if req.Stop && len(req.Copies) > 0 {
+		return nil, fmt.Errorf("a save that stops the VM takes no copies: %w", errdefs.ErrInvalidArgument)
+	}
 	state := filepath.Join(req.Dir, StateFile)
-	if err := sv.SaveState(ctx, state); err != nil {
+	mem := filepath.Join(req.Dir, MemoryFile)
+	if err := sv.SaveState(ctx, state, mem, req.Stop); err != nil {
 		return nil, err
 	}
 	if fi, err := os.Stat(state); err == nil {
@@ -159,23 +163,14 @@ func (s *saver) save(ctx context.Context, req *SaveRequest) (_ *SaveResponse, er
 			return nil, fmt.Errorf("copy %s: %w", filepath.Base(c.Src), err)
 		}
 	}
-	mem := filepath.Join(req.Dir, MemoryFile)
 	if req.Stop {
-		// The guest never runs again here: end the VMM and keep its RAM
-		// file as it is (a rename, not a copy).
+		// The guest never runs again here: end the VMM.
 		if s.onStop != nil {
 			s.onStop()
 		}
 		s.m.Kill()
 		resumed = true
-		if err := os.Rename(s.spec.MemoryFile, mem); err != nil {
-			return nil, fmt.Errorf("keep the guest's memory: %w", err)
-		}
-		os.Chmod(mem, 0o400)
 	} else {
-		if _, err := sparse.CopyFile(ctx, s.spec.MemoryFile, mem, sparse.Options{Mode: 0o400}); err != nil {
-			return nil, fmt.Errorf("copy the guest's memory: %w", err)
-		}
 		if err := sv.Resume(ctx); err != nil {
 			resumed = true // tried; the deferred resume would fail the same way
 			return nil, err

@@ -82,9 +82,10 @@ type Compat struct {
 type Saver interface {
 	Pause(ctx context.Context) error
 	Resume(ctx context.Context) error
-	// SaveState writes the paused VM's device state (not its RAM, which
-	// is in Spec.MemoryFile) to path.
-	SaveState(ctx context.Context, path string) error
+	// SaveState writes the paused VM's device state to state and its RAM
+	// to mem (sparse: what the guest never touched costs nothing). With
+	// final the VM will not resume, so its RAM may be moved, not copied.
+	SaveState(ctx context.Context, state, mem string, final bool) error
 	// Compat describes this VM for a later restore.
 	Compat(ctx context.Context) (Compat, error)
 }

@@ -472,15 +472,14 @@ func (m *Manager) boot(ctx context.Context, rec *record, backendName string, res
 	if err != nil {
 		return nil, err
 	}
-	if backendName == "qemu" {
+	switch {
+	case restore != nil:
+		spec.MemoryFile = m.memoryFile(rec.ID) // placed by the caller
+	case backendName == "qemu":
 		// Guest RAM in a shared file, so the VM can be saved (memory
 		// snapshots, suspend).
-		if restore == nil {
-			if spec.MemoryFile, err = m.prepareMemoryFile(rec); err != nil {
-				return nil, err
-			}
-		} else {
-			spec.MemoryFile = m.memoryFile(rec.ID)
+		if spec.MemoryFile, err = m.prepareMemoryFile(rec); err != nil {
+			return nil, err
 		}
 	}
 	spec.Restore = restore

@@ -105,8 +105,8 @@ func (m *Manager) placeMemory(ctx context.Context, rec *record, src string, move
 
 // memoryBlocker says why rec's memory cannot be saved ("" when it can).
 func (m *Manager) memoryBlocker(rec *record, what string) string {
-	if rec.Backend != "qemu" {
-		return fmt.Sprintf("workspace %s runs on %s; this hearth takes %s on the qemu backend only", rec.Name, rec.Backend, what)
+	if rec.Backend != "qemu" && rec.Backend != "firecracker" {
+		return fmt.Sprintf("workspace %s runs on %s, which cannot save a running guest", rec.Name, rec.Backend)
 	}
 	if len(rec.Disks) > 0 {
 		var names []string

@@ -19,6 +19,7 @@ import (
 
 	"github.com/hearthvm/hearth/internal/errdefs"
 	"github.com/hearthvm/hearth/internal/qmp"
+	"github.com/hearthvm/hearth/internal/sparse"
 	"github.com/hearthvm/hearth/internal/vmm"
 )
 
@@ -79,8 +80,9 @@ func (m *machine) Resume(ctx context.Context) error {
 	return nil
 }
 
-// SaveState implements vmm.Saver.
-func (m *machine) SaveState(ctx context.Context, path string) error {
+// SaveState implements vmm.Saver: the device state through migrate, the
+// RAM as a sparse copy of the shared memory file (moved with final).
+func (m *machine) SaveState(ctx context.Context, path, mem string, final bool) error {
 	if m.spec.MemoryFile == "" {
 		return fmt.Errorf("this VM keeps its RAM in QEMU's own memory, not a shared file (it was booted by an older hearth): restart it to take memory snapshots: %w", errdefs.ErrFailedPrecondition)
 	}
@@ -103,6 +105,17 @@ func (m *machine) SaveState(ctx context.Context, path string) error {
 	}
 	if fi.Size() == 0 {
 		return fmt.Errorf("save the VM's device state: QEMU wrote nothing to %s", path)
+	}
+	if final {
+		// The guest never runs again in this QEMU: keep its RAM file as
+		// it is (the caller ends the VM).
+		if err := os.Rename(m.spec.MemoryFile, mem); err != nil {
+			return fmt.Errorf("keep the guest's memory: %w", err)
+		}
+		return os.Chmod(mem, 0o400)
+	}
+	if _, err := sparse.CopyFile(ctx, m.spec.MemoryFile, mem, sparse.Options{Mode: 0o400}); err != nil {
+		return fmt.Errorf("copy the guest's memory: %w", err)
 	}
 	return nil
 }
