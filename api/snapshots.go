@@ -53,6 +53,9 @@ type SnapshotRestore struct {
 	CPUModel   string `json:"cpu_model,omitempty"`
 	CPUs       int    `json:"cpus,omitempty"`
 	MemoryMiB  int    `json:"memory_mib,omitempty"`
+	// NIC says the VM had a network device (a network mode other than
+	// none): a memory snapshot resumes only with the same devices.
+	NIC bool `json:"nic,omitempty"`
 }
 
 // SnapshotList is the result of `snapshot_list`.

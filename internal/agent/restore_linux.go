@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"os"
 	"time"
 	"unsafe"
@@ -58,7 +59,7 @@ func handleRestored(ctx context.Context, s *Server, st *Stream, req *guestproto.
 
 // addEntropy mixes b into the kernel's pool and credits it (RNDADDENTROPY
 // on /dev/urandom; struct rand_pool_info: entropy_count bits, buf_size
-// bytes, then the bytes).
+// bytes, then the bytes), then reseeds the CRNG from it (RNDRESEEDCRNG).
 func addEntropy(b []byte) error {
 	f, err := os.OpenFile("/dev/urandom", os.O_WRONLY, 0)
 	if err != nil {
@@ -70,7 +71,13 @@ func addEntropy(b []byte) error {
 	binary.NativeEndian.PutUint32(buf[4:8], uint32(len(b)))
 	copy(buf[8:], b)
 	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, f.Fd(), unix.RNDADDENTROPY, uintptr(unsafe.Pointer(&buf[0]))); errno != 0 {
-		return errno
+		return fmt.Errorf("RNDADDENTROPY: %w", errno)
+	}
+	// Once the pool is initialised, credited input waits for the next
+	// scheduled reseed: force it, or clones of one snapshot would draw the
+	// same /dev/urandom bytes until then.
+	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, f.Fd(), unix.RNDRESEEDCRNG, 0); errno != 0 {
+		return fmt.Errorf("RNDRESEEDCRNG: %w", errno)
 	}
 	return nil
 }

@@ -158,9 +158,9 @@ func (m *Manager) saveMemory(ctx context.Context, rec *record, vs vmState, dir s
 }
 
 // restoreOf builds the restore record of a save.
-func restoreOf(rec *record, c vmm.Compat) api.SnapshotRestore {
+func (m *Manager) restoreOf(rec *record, c vmm.Compat) api.SnapshotRestore {
 	return api.SnapshotRestore{Backend: rec.Backend, Image: rec.Image, KernelVersion: rec.KernelVersion, DiskSizeBytes: rec.DiskSizeBytes,
-		VMMVersion: c.Version, Accel: c.Accel, CPUModel: c.CPUModel, CPUs: c.CPUs, MemoryMiB: c.MemoryMiB}
+		VMMVersion: c.Version, Accel: c.Accel, CPUModel: c.CPUModel, CPUs: c.CPUs, MemoryMiB: c.MemoryMiB, NIC: m.networkConfig(rec.ID) != nil}
 }
 
 // takeMemorySnapshot records memory snapshot name of a running rec (the
@@ -198,7 +198,7 @@ func (m *Manager) takeMemorySnapshot(ctx context.Context, rec *record, name stri
 	}
 	s := &api.Snapshot{
 		Name: name, Workspace: rec.ID, Kind: api.SnapshotMemory, CreatedAt: start.UTC(), Parent: rec.Parent,
-		Running: true, Method: "sparse", FrozenMS: res.PausedMS, Restore: restoreOf(rec, res.Compat),
+		Running: true, Method: "sparse", FrozenMS: res.PausedMS, Restore: m.restoreOf(rec, res.Compat),
 	}
 	s.SizeBytes = m.snapshotBytes(tmp)
 	s.DurationMS = time.Since(start).Milliseconds()
@@ -280,6 +280,13 @@ func (m *Manager) checkRestorable(ctx context.Context, rec *record, what string,
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
+	if nic := m.networkConfig(rec.ID) != nil; nic != saved.NIC {
+		was, is := "none", "egress or open"
+		if saved.NIC {
+			was, is = is, was
+		}
+		return fmt.Errorf("%s was saved with network mode %s, the workspace now has %s: the VM's devices would differ; set the network mode back (workspace network set) to resume it, or use a disk snapshot: %w", what, was, is, errdefs.ErrFailedPrecondition)
+	}
 	if d := compatDiff(saved, now); len(d) > 0 {
 		return fmt.Errorf("%s cannot be resumed here: it was saved with %s: a memory snapshot resumes only on the same backend, VMM version, accelerator, CPU model, CPUs and memory; use a disk snapshot (reset or fork from one boots afresh) or resume it on a host that matches: %w",
 			what, strings.Join(d, "; "), errdefs.ErrFailedPrecondition)
@@ -308,13 +315,12 @@ func (m *Manager) suspend(ctx context.Context, rec *record) error {
 	if err := os.Mkdir(tmp, 0o700); err != nil {
 		return err
 	}
-	supervisor.MarkClean(m.runDir(rec.ID))
 	res, err := m.saveMemory(ctx, rec, vs, tmp, false, true)
 	if err != nil {
 		os.RemoveAll(tmp)
 		return fmt.Errorf("suspend %s: %w", rec.Name, err)
 	}
-	meta := suspendMeta{SuspendedAt: time.Now().UTC(), Restore: restoreOf(rec, res.Compat)}
+	meta := suspendMeta{SuspendedAt: time.Now().UTC(), Restore: m.restoreOf(rec, res.Compat)}
 	if err := atomicfile.WriteJSON(filepath.Join(tmp, "suspend.json"), meta, 0o600); err != nil {
 		os.RemoveAll(tmp)
 		return err

@@ -86,7 +86,7 @@ func (m *Manager) readSnapshot(id, name string) (*api.Snapshot, error) {
 		return nil, fmt.Errorf("snapshot %q: corrupt metadata: %w", name, err)
 	}
 	s.Name, s.Workspace = name, id
-	if n, err := sparse.Allocated(filepath.Join(m.snapDir(id, name), "disk.ext4")); err == nil {
+	if n := m.snapshotBytes(m.snapDir(id, name)); n > 0 {
 		s.SizeBytes = n
 	}
 	return &s, nil
@@ -159,11 +159,7 @@ func (m *Manager) snapshotUsage(id string) (int, int64) {
 			continue
 		}
 		n++
-		for _, f := range []string{"disk.ext4", "snapshot.json"} {
-			if b, err := sparse.Allocated(filepath.Join(m.snapRoot(id), e.Name(), f)); err == nil {
-				total += b
-			}
-		}
+		total += m.snapshotBytes(filepath.Join(m.snapRoot(id), e.Name()))
 	}
 	return n, total
 }
@@ -753,6 +749,15 @@ func (m *Manager) forkOne(ctx context.Context, parent *record, name, src, origin
 		held.release()
 	}()
 	pdir := m.dir(parent.ID)
+	if memory {
+		// A resumed VM needs the devices it was saved with: the parent's
+		// network device comes with its policy.
+		if b, err := os.ReadFile(m.networkPath(parent.ID)); err == nil {
+			if err := os.WriteFile(m.networkPath(id), b, 0o600); err != nil {
+				return nil, fmt.Errorf("fork %s: network policy: %w", name, err)
+			}
+		}
+	}
 	for _, f := range []string{"base.ext4", "vmlinux"} {
 		if err := os.Link(filepath.Join(pdir, f), filepath.Join(dir, f)); err != nil {
 			return nil, fmt.Errorf("pin the parent's image file: %w", err)
