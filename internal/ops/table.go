@@ -98,7 +98,7 @@ var All = []Op{
 		Name: "workspace_stop", Summary: "Shut a workspace down cleanly",
 		Guide: "Its disk persists: boot it again with workspace_start. No-op when stopped. " +
 			"With suspend=true (QEMU) the guest's memory is saved as it stops, and the next workspace_start resumes its processes, shells and services instead of booting; workspace_show says suspended.",
-		CLI:   "workspace stop", Go: "Workspace.Stop", Python: "Workspace.stop", Method: "POST", Path: "/v1/workspaces/{workspace}/stop",
+		CLI: "workspace stop", Go: "Workspace.Stop", Python: "Workspace.stop", Method: "POST", Path: "/v1/workspaces/{workspace}/stop",
 		Request: api.StopRequest{}, Result: api.Workspace{}, Idempotent: true,
 		ArgsDoc: map[string]string{
 			"force":   "Stop even while calls (exec, export, …) are in flight: they fail. Without it the stop waits for them at most 30 s, then refuses naming them.",

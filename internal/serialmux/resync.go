@@ -153,7 +153,6 @@ func Ack(w io.Writer, nonce [8]byte) error {
 	return err
 }
 
-
 // pipeReader is a host pipe whose first bytes were read ahead by the
 // resync's scanner.
 type pipeReader struct {

@@ -210,12 +210,12 @@ func Args(spec vmm.Spec, accel Accel) []string {
 	}
 	args = append(args, mem...)
 	args = append(args,
-		"-chardev", "file,id=con,path=" + spec.ConsoleLog + ",append=on",
+		"-chardev", "file,id=con,path="+spec.ConsoleLog+",append=on",
 		"-serial", "chardev:con",
 		"-kernel", spec.Kernel,
 		"-initrd", spec.Initrd,
 		"-append", strings.Join(cmdline, " "),
-		"-drive", "id=root,file=" + spec.RootFS + ",format=raw,if=none,readonly=on",
+		"-drive", "id=root,file="+spec.RootFS+",format=raw,if=none,readonly=on",
 		"-device", "virtio-blk-device,drive=root",
 	)
 	if spec.DataDisk != "" {
