@@ -279,7 +279,8 @@ func (w *Workspace) Show(ctx context.Context) (*WorkspaceInfo, error) {
 	return w.keep(invoke[WorkspaceInfo](ctx, w.c, "workspace_show", &r, Streams{}))
 }
 
-// Start boots a stopped workspace (no-op when running).
+// Start boots a stopped workspace, or resumes a suspended one (no-op
+// when running).
 func (w *Workspace) Start(ctx context.Context) (*WorkspaceInfo, error) {
 	r := w.req()
 	return w.keep(invoke[WorkspaceInfo](ctx, w.c, "workspace_start", &r, Streams{}))

@@ -228,7 +228,7 @@ func newWSShow(g *globals) *cobra.Command {
 }
 
 func newWSStart(g *globals) *cobra.Command {
-	return wsCmd(g, "start", "Boot a stopped workspace from its disk", func(cmd *cobra.Command, ws *hearth.Workspace) (*api.Workspace, error) {
+	return wsCmd(g, "start", "Boot a stopped workspace from its disk (or resume a suspended one)", func(cmd *cobra.Command, ws *hearth.Workspace) (*api.Workspace, error) {
 		return ws.Start(cmd.Context())
 	})
 }

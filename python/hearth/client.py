@@ -525,7 +525,7 @@ class Workspace:
         return self._keep(self.client._call("GET", self._p()))
 
     def start(self) -> WorkspaceInfo:
-        """Boots a stopped workspace (no-op when running)."""
+        """Boots a stopped workspace, or resumes a suspended one (no-op when running)."""
         return self._keep(self.client._call("POST", self._p("start")))
 
     def stop(self, force: bool = False, suspend: bool = False) -> WorkspaceInfo:
