@@ -529,6 +529,10 @@ func (m *Manager) Start(ctx context.Context, ref string) (*api.Workspace, error)
 		return nil, err
 	}
 	m.forceStop(rec.ID) // clear any half-dead remains (a VMM of an old supervisor, stale sockets)
+	// A suspend whose caller was killed before it finished leaves a
+	// temporary directory and no record: the disk (flushed as the VM
+	// paused) boots.
+	os.RemoveAll(m.suspendDir(rec.ID) + ".tmp")
 	if sm := m.suspended(rec.ID); sm != nil {
 		// Suspended: resume its processes instead of booting.
 		if err := m.resume(ctx, rec, sm); err != nil {
