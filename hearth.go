@@ -287,7 +287,8 @@ func (w *Workspace) Show(ctx context.Context) (*WorkspaceInfo, error) {
 	return w.keep(invoke[WorkspaceInfo](ctx, w.c, "workspace_show", &r, Streams{}))
 }
 
-// Start boots a stopped workspace (no-op when running).
+// Start boots a stopped workspace, or resumes a suspended one (no-op
+// when running).
 func (w *Workspace) Start(ctx context.Context) (*WorkspaceInfo, error) {
 	r := w.req()
 	return w.keep(invoke[WorkspaceInfo](ctx, w.c, "workspace_start", &r, Streams{}))
@@ -303,6 +304,13 @@ func (w *Workspace) Stop(ctx context.Context) (*WorkspaceInfo, error) {
 // StopForce stops the workspace even while calls are in flight (they fail).
 func (w *Workspace) StopForce(ctx context.Context) (*WorkspaceInfo, error) {
 	return w.keep(invoke[WorkspaceInfo](ctx, w.c, "workspace_stop", &api.StopRequest{Workspace: w.ref, Force: true}, Streams{}))
+}
+
+// Suspend saves the guest's memory as it stops (QEMU); the next Start
+// resumes its processes instead of booting. It waits for calls in flight
+// like Stop.
+func (w *Workspace) Suspend(ctx context.Context) (*WorkspaceInfo, error) {
+	return w.keep(invoke[WorkspaceInfo](ctx, w.c, "workspace_stop", &api.StopRequest{Workspace: w.ref, Suspend: true}, Streams{}))
 }
 
 // Delete removes the workspace and all its files; a running one only with

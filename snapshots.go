@@ -6,7 +6,8 @@ import (
 	"github.com/hearthvm/hearth/api"
 )
 
-// Snapshot is a named, immutable copy of a workspace's disk.
+// Snapshot is a named, immutable copy of a workspace's disk (and, of kind
+// memory, of its running VM).
 type Snapshot = api.Snapshot
 
 // SnapshotList is a workspace's snapshots and the space they take.
@@ -16,6 +17,13 @@ type SnapshotList = api.SnapshotList
 // running or stopped; a running guest's commands keep running.
 func (w *Workspace) SnapshotCreate(ctx context.Context, name string) (*Snapshot, error) {
 	return invoke[Snapshot](ctx, w.c, "snapshot_create", &api.SnapshotCreateRequest{Workspace: w.ref, Name: name}, Streams{})
+}
+
+// SnapshotCreateMemory takes a memory snapshot called name of the running
+// workspace (QEMU): its disk, memory and device state at one instant. A
+// reset to it or a fork of it resumes the processes that ran.
+func (w *Workspace) SnapshotCreateMemory(ctx context.Context, name string) (*Snapshot, error) {
+	return invoke[Snapshot](ctx, w.c, "snapshot_create", &api.SnapshotCreateRequest{Workspace: w.ref, Name: name, Memory: true}, Streams{})
 }
 
 // SnapshotList returns the workspace's snapshots, oldest first.

@@ -61,6 +61,10 @@ type Workspace struct {
 	// SecretEnvAll puts its env secrets in every exec's and shell's
 	// environment, not only of those that ask.
 	SecretEnvAll bool `json:"secret_env_all,omitempty"`
+	// Suspended says a stopped workspace's memory was saved by a stop
+	// with suspend: the next start resumes its processes.
+	Suspended   bool       `json:"suspended,omitempty"`
+	SuspendedAt *time.Time `json:"suspended_at,omitempty"`
 }
 
 // Exit reasons of a command.

@@ -89,6 +89,9 @@ type StopRequest struct {
 	// they fail. Without it a stop waits for them (at most 30 s), then
 	// refuses naming them.
 	Force bool `json:"force,omitempty"`
+	// Suspend saves the guest's memory as it stops (QEMU): the next start
+	// resumes its processes instead of booting.
+	Suspend bool `json:"suspend,omitempty"`
 }
 
 // DeleteRequest is the request of `workspace_delete`.

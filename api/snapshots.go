@@ -53,6 +53,9 @@ type SnapshotRestore struct {
 	CPUModel   string `json:"cpu_model,omitempty"`
 	CPUs       int    `json:"cpus,omitempty"`
 	MemoryMiB  int    `json:"memory_mib,omitempty"`
+	// NIC says the VM had a network device (a network mode other than
+	// none): a memory snapshot resumes only with the same devices.
+	NIC bool `json:"nic,omitempty"`
 }
 
 // SnapshotList is the result of `snapshot_list`.
@@ -68,6 +71,9 @@ type SnapshotCreateRequest struct {
 	// Name is 1-63 characters a-z, 0-9, '.', '_' or '-'; "baseline" is
 	// taken.
 	Name string `json:"name" cli:"arg"`
+	// Memory also saves the running VM's memory and device state: a reset
+	// to it or a fork of it resumes the processes that ran (QEMU).
+	Memory bool `json:"memory,omitempty"`
 }
 
 // SnapshotRequest names one snapshot of a workspace.

@@ -30,6 +30,7 @@ const (
 // execRun is one running exec operation.
 type execRun struct {
 	st         *Stream
+	epoch      uint64 // sessionEpoch when it started
 	cmd        *exec.Cmd
 	pgid       int
 	killReason atomic.Int32
@@ -67,7 +68,7 @@ func runExec(ctx context.Context, s *Server, st *Stream, spec *execSpec) *guestp
 		outW.Close()
 		return startFailed(126, fmt.Sprintf("%s: create pipe: %v", spec.argv[0], err))
 	}
-	run := &execRun{st: st}
+	run := &execRun{st: st, epoch: sessionEpoch.Load()}
 	cmd := &exec.Cmd{
 		Path:        spec.path,
 		Args:        spec.argv,
@@ -183,12 +184,14 @@ func (r *execRun) pump(wg *sync.WaitGroup, f *os.File, t guestproto.FrameType) {
 
 // readHost reads the host's frames while the command runs: stdin data,
 // stdin EOF and Control messages. The host closing the stream kills the
-// process group.
+// process group; a stream lost to a resync (the VM was restored from a
+// memory snapshot, and the host that held it is gone) leaves the process
+// running, its output discarded.
 func (r *execRun) readHost() {
 	for {
 		t, p, err := r.st.ReadFrame()
 		if err != nil {
-			if !r.exited.Load() {
+			if !r.exited.Load() && sessionEpoch.Load() == r.epoch {
 				r.kill(killHost)
 			}
 			r.closeStdin()

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -95,21 +96,37 @@ func waitSerialPort(ctx context.Context, sysDir, devDir, name string, log *slog.
 	}
 }
 
-// nopCloser keeps a session's end from closing the port itself.
-type nopCloser struct{ io.ReadWriter }
-
-func (nopCloser) Close() error { return nil }
+// sessionEpoch counts the host's resyncs (a restore from a memory
+// snapshot, see serialmux.NewHostResync). A stream that breaks because its
+// session was resynced away was not closed by the host: an exec on it is
+// left running, detached (see execRun.readHost).
+var sessionEpoch atomic.Uint64
 
 // serveSerial runs multiplexing sessions on port for ever: a session ends
-// when the host goes away, and the next starts on the same port.
+// when the host goes away, or when a host restored from a snapshot asks
+// for a fresh one (a resync, answered at once); the next starts on the
+// same port.
 func serveSerial(ctx context.Context, srv *Server, log *slog.Logger, port io.ReadWriter) {
+	gr := serialmux.NewGuestReader(port)
+	gr.OnResync = func() { sessionEpoch.Add(1) }
 	for ctx.Err() == nil {
-		g, err := serialmux.NewGuest(nopCloser{port})
+		g, err := serialmux.NewGuestSession(gr, port)
 		if err != nil {
 			log.Error("serial session", "err", err)
 		} else {
 			serveSession(ctx, srv, log, g)
 		}
+		if nonce, ok := gr.TakeResync(); ok {
+			if err := serialmux.Ack(port, nonce); err != nil {
+				log.Error("serial resync: acknowledge", "err", err)
+			} else {
+				log.Info("serial session resynced by a new host")
+			}
+			continue
+		}
+		// The host went away mid-frame, perhaps: start reading afresh.
+		gr = serialmux.NewGuestReader(port)
+		gr.OnResync = func() { sessionEpoch.Add(1) }
 		select {
 		case <-ctx.Done():
 		case <-time.After(serialReconnectDelay):

@@ -40,7 +40,10 @@ func (g *globals) printSnapshot(s *api.Snapshot) error {
 	fmt.Fprintf(tw, "created:\t%s (%s)\n", s.CreatedAt.Local().Format(time.RFC3339), ago(s.CreatedAt))
 	fmt.Fprintf(tw, "size:\t%s on the host (disk %s)\n", humanBytes(s.SizeBytes), humanBytes(s.Restore.DiskSizeBytes))
 	how := s.Method + " copy"
-	if s.Running {
+	switch {
+	case s.Kind == api.SnapshotMemory:
+		how += fmt.Sprintf(" of the running guest with its memory (paused %d ms)", s.FrozenMS)
+	case s.Running:
 		how += fmt.Sprintf(" of the running guest (frozen %d ms)", s.FrozenMS)
 	}
 	fmt.Fprintf(tw, "taken:\t%s in %d ms\n", how, s.DurationMS)
@@ -48,27 +51,45 @@ func (g *globals) printSnapshot(s *api.Snapshot) error {
 		fmt.Fprintf(tw, "parent:\t%s\n", s.Parent)
 	}
 	fmt.Fprintf(tw, "restore needs:\t%s image %s, kernel %s\n", s.Restore.Backend, s.Restore.Image, s.Restore.KernelVersion)
+	if s.Kind == api.SnapshotMemory {
+		fmt.Fprintf(tw, "resume needs:\tVMM %s, accel %s, CPU %s, %d CPUs, %d MiB\n", s.Restore.VMMVersion, s.Restore.Accel, s.Restore.CPUModel, s.Restore.CPUs, s.Restore.MemoryMiB)
+	}
 	return tw.Flush()
 }
 
 func newSnapCreate(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:     "create WS NAME",
-		Short:   "Take a disk snapshot of a workspace, running or stopped",
-		Example: `  hearth workspace snapshot create demo before-upgrade`,
-		Args:    exactArgs(2, "WS and NAME"),
+	var memory bool
+	cmd := &cobra.Command{
+		Use:   "create WS NAME [--memory]",
+		Short: "Take a disk snapshot of a workspace, running or stopped (--memory: with its running processes)",
+		Long: `Take a snapshot of a workspace's whole writable disk, running or stopped. With
+--memory (a running workspace, QEMU backend) the VM pauses for a moment and its memory and
+device state are saved with the disk: 'reset --to NAME' and 'fork --from NAME' then resume
+the processes, shells and services that ran instead of booting. A memory snapshot resumes
+only under the same QEMU version, accelerator, CPU model, CPUs and memory size.`,
+		Example: `  hearth workspace snapshot create demo before-upgrade
+  hearth workspace snapshot create demo warm --memory`,
+		Args: exactArgs(2, "WS and NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()
 			if err != nil {
 				return err
 			}
-			s, err := c.Workspace(args[0]).SnapshotCreate(cmd.Context(), args[1])
+			ws := c.Workspace(args[0])
+			var s *api.Snapshot
+			if memory {
+				s, err = ws.SnapshotCreateMemory(cmd.Context(), args[1])
+			} else {
+				s, err = ws.SnapshotCreate(cmd.Context(), args[1])
+			}
 			if err != nil {
 				return err
 			}
 			return g.printSnapshot(s)
 		},
 	}
+	cmd.Flags().BoolVar(&memory, "memory", false, "also save the running VM's memory: a reset to it or fork of it resumes its processes")
+	return cmd
 }
 
 func newSnapList(g *globals) *cobra.Command {
@@ -149,8 +170,9 @@ func newWSReset(g *globals) *cobra.Command {
 		Short: "Put a workspace's whole disk back to a snapshot",
 		Long: `Replace the workspace's whole writable disk with a snapshot's: --to NAME, or
 "baseline", the state right after create (the default). A running workspace reboots on
-it; a stopped one stays stopped. Without --force it refuses while commands or shells
-run. The command log is kept, with an entry for the reset; 'hearth workspace diff' still
+it; a stopped one stays stopped. A memory snapshot (snapshot create --memory) resumes
+its processes instead, whether the workspace was running or stopped. Without --force it
+refuses while commands, shells or services run (services start again after it). The command log is kept, with an entry for the reset; 'hearth workspace diff' still
 compares against the create-time baseline.`,
 		Example: `  hearth workspace reset demo --to before-upgrade
   hearth workspace reset demo --force`,
@@ -168,7 +190,7 @@ compares against the create-time baseline.`,
 		},
 	}
 	cmd.Flags().StringVar(&o.To, "to", "baseline", "the snapshot to go back to")
-	cmd.Flags().BoolVar(&o.Force, "force", false, "reset even while commands or shells run (they end)")
+	cmd.Flags().BoolVar(&o.Force, "force", false, "reset even while commands, shells or services run (they end)")
 	return cmd
 }
 

@@ -62,6 +62,13 @@ func (g *globals) printWorkspace(w *api.Workspace) error {
 	if w.LastExit != "" && w.State != api.StateRunning {
 		fmt.Fprintf(tw, "last exit:\t%s\n", w.LastExit)
 	}
+	if w.Suspended {
+		at := ""
+		if w.SuspendedAt != nil {
+			at = " " + ago(*w.SuspendedAt)
+		}
+		fmt.Fprintf(tw, "suspended:\tyes%s: its memory is saved; start resumes its processes\n", at)
+	}
 	if w.Seed != "" {
 		fmt.Fprintf(tw, "seed:\t%s\n", w.Seed)
 	}
@@ -221,20 +228,27 @@ func newWSShow(g *globals) *cobra.Command {
 }
 
 func newWSStart(g *globals) *cobra.Command {
-	return wsCmd(g, "start", "Boot a stopped workspace from its disk", func(cmd *cobra.Command, ws *hearth.Workspace) (*api.Workspace, error) {
+	return wsCmd(g, "start", "Boot a stopped workspace from its disk (or resume a suspended one)", func(cmd *cobra.Command, ws *hearth.Workspace) (*api.Workspace, error) {
 		return ws.Start(cmd.Context())
 	})
 }
 
 func newWSStop(g *globals) *cobra.Command {
 	var force bool
-	cmd := wsCmd(g, "stop", "Shut a workspace down cleanly (its disk is kept)", func(cmd *cobra.Command, ws *hearth.Workspace) (*api.Workspace, error) {
-		if force {
+	var suspend bool
+	cmd := wsCmd(g, "stop", "Shut a workspace down cleanly (its disk is kept), or suspend it", func(cmd *cobra.Command, ws *hearth.Workspace) (*api.Workspace, error) {
+		switch {
+		case suspend && force:
+			return nil, errdefs.Arg("suspend", "--suspend waits for calls in flight; it does not go with --force")
+		case suspend:
+			return ws.Suspend(cmd.Context())
+		case force:
 			return ws.StopForce(cmd.Context())
 		}
 		return ws.Stop(cmd.Context())
 	})
 	cmd.Flags().BoolVar(&force, "force", false, "stop even while calls (exec, export, ...) are in flight; they fail")
+	cmd.Flags().BoolVar(&suspend, "suspend", false, "save the guest's memory as it stops (QEMU): the next start resumes its processes")
 	return cmd
 }
 

@@ -45,6 +45,8 @@ type Request struct {
 	Port    *PortRequest    `json:"port,omitempty"`
 	// Secrets is the body of OpSecrets (secrets.go).
 	Secrets *SecretsRequest `json:"secrets,omitempty"`
+	// Restored is the body of OpRestored (restore.go).
+	Restored *RestoredRequest `json:"restored,omitempty"`
 }
 
 // Response is the last frame on every stream. Error is set when the
@@ -63,6 +65,7 @@ type Response struct {
 	Service     *ServiceInfo       `json:"service,omitempty"`
 	Services    []ServiceInfo      `json:"services,omitempty"`
 	ServiceWait *ServiceWaitResult `json:"service_wait,omitempty"`
+	Restored    *RestoredResult    `json:"restored,omitempty"`
 }
 
 // Control is a FrameJSON the host sends while an operation runs.

@@ -12,15 +12,20 @@ func init() { All = append(All, snapshotOps...) }
 // snapshotOps are named snapshots, reset and fork.
 var snapshotOps = []Op{
 	{
-		Name: "snapshot_create", Summary: "Take a named disk snapshot of a workspace",
+		Name: "snapshot_create", Summary: "Take a named snapshot of a workspace (its disk, and with memory its running processes)",
 		Guide: "Copies the workspace's whole writable disk (/workspace and every change to the root file system) as it is now, running or stopped. " +
 			"A running guest's file system is frozen for the copy only: commands keep running. The copy costs what the disk holds, not its size. " +
+			"With memory=true (a running workspace, QEMU backend) the VM is paused for a moment and its memory and device state are saved with the disk: " +
+			"a reset to it or a fork of it resumes the processes, shells and services that ran instead of booting. " +
 			"Go back to it with workspace_reset, or make new workspaces from it with workspace_fork.",
 		CLI: "workspace snapshot create", Go: "Workspace.SnapshotCreate", Python: "Workspace.snapshot_create", Method: "POST", Path: "/v1/workspaces/{workspace}/snapshots",
 		Request: api.SnapshotCreateRequest{}, Result: api.Snapshot{},
-		ArgsDoc: map[string]string{"name": "The snapshot's name (1-63 characters a-z, 0-9, '.', '_' or '-'), unique in its workspace; \"baseline\" is taken."},
+		ArgsDoc: map[string]string{
+			"name":   "The snapshot's name (1-63 characters a-z, 0-9, '.', '_' or '-'), unique in its workspace; \"baseline\" is taken.",
+			"memory": "Also save the running VM's memory and device state (QEMU): restoring it resumes the running processes. It restores only on the same QEMU version, accelerator, CPU model, CPUs and memory size.",
+		},
 		local: bind(func(ctx context.Context, m *m, r api.SnapshotCreateRequest, _ IO) (*api.Snapshot, error) {
-			return m.SnapshotCreate(ctx, r.Workspace, r.Name)
+			return m.SnapshotCreateWith(ctx, r.Workspace, r.Name, workspace.SnapshotOptions{Memory: r.Memory})
 		}),
 	},
 	{
@@ -55,12 +60,13 @@ var snapshotOps = []Op{
 	{
 		Name: "workspace_reset", Summary: "Put a workspace's disk back to a snapshot",
 		Guide: "Replaces the whole writable disk with the snapshot's (to, default \"baseline\": the state right after create). A running workspace reboots on it; a stopped one stays stopped. " +
-			"It refuses while commands or shells run unless force=true, which ends them. The command log is kept, with an entry for the reset; workspace_diff still compares against the create-time baseline.",
+			"A memory snapshot instead resumes the processes it saved, whether the workspace was running or stopped, with the clock set, the random pool reseeded and the agent channel re-established. " +
+			"It refuses while commands, shells or services run unless force=true, which ends them; services defined now start again. The command log is kept, with an entry for the reset; workspace_diff still compares against the create-time baseline.",
 		CLI: "workspace reset", Go: "Workspace.Reset", Python: "Workspace.reset", Method: "POST", Path: "/v1/workspaces/{workspace}/reset",
 		Request: api.ResetRequest{}, Result: api.Workspace{}, Destructive: true, Idempotent: true,
 		ArgsDoc: map[string]string{
 			"to":    "The snapshot to go back to: \"baseline\" (the state right after create) or a name from snapshot_list.",
-			"force": "Reset even while commands or shells run: they end.",
+			"force": "Reset even while commands, shells or services run: they end (services start again).",
 		},
 		local: bind(func(ctx context.Context, m *m, r api.ResetRequest, _ IO) (*api.Workspace, error) {
 			return m.Reset(ctx, r.Workspace, workspace.ResetOptions{To: r.To, Force: r.Force})
@@ -69,7 +75,7 @@ var snapshotOps = []Op{
 	{
 		Name: "workspace_fork", Summary: "Make new workspaces from a workspace's snapshot",
 		Guide: "Creates count new workspaces (name, or name-1 … name-N) from the snapshot from, or from the workspace's disk as it is now, and boots them. " +
-			"Each has its own id, disk, hostname and machine-id. workspace_diff in a fork compares against its parent's baseline unless rebaseline=true.",
+			"Each has its own id, disk, hostname and machine-id. A fork of a memory snapshot resumes its processes, then gets a new machine-id and hostname and a reseeded random pool. workspace_diff in a fork compares against its parent's baseline unless rebaseline=true.",
 		CLI: "workspace fork", Go: "Workspace.Fork", Python: "Workspace.fork", Method: "POST", Path: "/v1/workspaces/{workspace}/fork",
 		Request: api.ForkRequest{}, Result: api.ForkResult{},
 		ArgsDoc: map[string]string{

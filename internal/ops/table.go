@@ -87,7 +87,7 @@ var All = []Op{
 	},
 	{
 		Name: "workspace_start", Summary: "Boot a stopped workspace from its disk",
-		Guide: "No-op when running. Files persist across stop and start; running commands and shells do not.",
+		Guide: "No-op when running. Files persist across stop and start; running commands and shells do not, unless the stop was a suspend: then start resumes them.",
 		CLI:   "workspace start", Go: "Workspace.Start", Python: "Workspace.start", Method: "POST", Path: "/v1/workspaces/{workspace}/start",
 		Request: api.WorkspaceRequest{}, Result: api.Workspace{}, Idempotent: true,
 		local: bind(func(ctx context.Context, m *m, r api.WorkspaceRequest, _ IO) (*api.Workspace, error) {
@@ -96,12 +96,16 @@ var All = []Op{
 	},
 	{
 		Name: "workspace_stop", Summary: "Shut a workspace down cleanly",
-		Guide: "Its disk persists: boot it again with workspace_start. No-op when stopped.",
-		CLI:   "workspace stop", Go: "Workspace.Stop", Python: "Workspace.stop", Method: "POST", Path: "/v1/workspaces/{workspace}/stop",
+		Guide: "Its disk persists: boot it again with workspace_start. No-op when stopped. " +
+			"With suspend=true (QEMU) the guest's memory is saved as it stops, and the next workspace_start resumes its processes, shells and services instead of booting; workspace_show says suspended.",
+		CLI: "workspace stop", Go: "Workspace.Stop", Python: "Workspace.stop", Method: "POST", Path: "/v1/workspaces/{workspace}/stop",
 		Request: api.StopRequest{}, Result: api.Workspace{}, Idempotent: true,
-		ArgsDoc: map[string]string{"force": "Stop even while calls (exec, export, …) are in flight: they fail. Without it the stop waits for them at most 30 s, then refuses naming them."},
+		ArgsDoc: map[string]string{
+			"force":   "Stop even while calls (exec, export, …) are in flight: they fail. Without it the stop waits for them at most 30 s, then refuses naming them.",
+			"suspend": "Save the guest's memory as it stops (QEMU): the next start resumes the running processes (pause and resume).",
+		},
 		local: bind(func(ctx context.Context, m *m, r api.StopRequest, _ IO) (*api.Workspace, error) {
-			return m.StopWith(ctx, r.Workspace, workspace.StopOptions{Force: r.Force})
+			return m.StopWith(ctx, r.Workspace, workspace.StopOptions{Force: r.Force, Suspend: r.Suspend})
 		}),
 	},
 	{

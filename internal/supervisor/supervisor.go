@@ -30,6 +30,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -91,6 +92,9 @@ func (s *Status) VMM() proc.Identity {
 	return proc.Identity{PID: s.VMMPID, StartTicks: s.VMMStart, BootID: s.HostBootID}
 }
 
+// ExitSuspended is the exit reason of a VM stopped by a suspend.
+const ExitSuspended = "suspended (memory saved)"
+
 const (
 	configFile = "supervisor.json"
 	statusFile = "vm.json"
@@ -129,7 +133,25 @@ func Boot(ctx context.Context, b vmm.Backend, spec vmm.Spec, timeout time.Durati
 		}
 		return nil, nil, errdefs.Mark(withConsole(fmt.Errorf("boot %s: %w", spec.ID, err), spec.ConsoleLog), errdefs.ErrUnavailable)
 	}
+	if spec.Restore != nil {
+		// A restored guest is fixed before anyone uses it: clock, random
+		// pool, and (a fork) identity.
+		if _, err := c.Restored(wctx, spec.ID, HostnameArg(spec.KernelArgs)); err != nil {
+			m.Kill()
+			return nil, nil, errdefs.Mark(withConsole(fmt.Errorf("restore %s: %w", spec.ID, err), spec.ConsoleLog), errdefs.ErrUnavailable)
+		}
+	}
 	return m, hello, nil
+}
+
+// HostnameArg returns the hearth.hostname= value of kernel arguments.
+func HostnameArg(args []string) string {
+	for _, a := range args {
+		if v, ok := strings.CutPrefix(a, "hearth.hostname="); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 func withConsole(err error, console string) error {
@@ -414,6 +436,21 @@ func Run(ctx context.Context, dir string, ready io.WriteCloser, factory BackendF
 		return fail(err)
 	}
 	defer stopPorts()
+	var suspended atomic.Bool
+	stopSave, err := listenSave(dir, &saver{m: m, spec: cfg.Spec, log: log, onStop: func() {
+		suspended.Store(true)
+		MarkClean(dir)
+	}})
+	if err != nil {
+		m.Kill()
+		return fail(err)
+	}
+	defer stopSave()
+	if cfg.Spec.MemoryFile != "" {
+		// The guest's RAM is worth nothing once its VMM is gone (a
+		// suspend moved it away first).
+		defer os.Remove(cfg.Spec.MemoryFile)
+	}
 	report(readyMsg{OK: true})
 	// An idle workspace should cost the host as little as possible: boot
 	// and bursts of traffic (a seed, an export) grow the heap, so keep a
@@ -453,6 +490,9 @@ func Run(ctx context.Context, dir string, ready io.WriteCloser, factory BackendF
 	st.Clean = clean
 	if clean {
 		st.ExitReason = "clean shutdown"
+	}
+	if suspended.Load() {
+		st.ExitReason = ExitSuspended
 	}
 	log.Info("VMM exited", "reason", st.ExitReason)
 	return writeStatus(dir, st)

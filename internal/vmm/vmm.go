@@ -43,6 +43,51 @@ type Spec struct {
 	// frames go to this Unix socket (package netstack listens there);
 	// empty means no NIC at all.
 	NetSocket string
+	// MemoryFile, if set, backs the guest's RAM with this file, mapped
+	// shared (QEMU: memory-backend-file,share=on), so that a memory
+	// snapshot copies the file instead of streaming the RAM through the
+	// VMM. The caller creates it (mode 0600) with the RAM's size.
+	MemoryFile string `json:",omitempty"`
+	// Restore, if set, resumes a saved VM instead of booting one: its RAM
+	// is MemoryFile (a copy of the saved one), its devices come from
+	// Restore.StateFile.
+	Restore *Restore `json:",omitempty"`
+}
+
+// Restore is a saved VM to resume (see Spec.Restore).
+type Restore struct {
+	// StateFile is the device state a Saver wrote.
+	StateFile string
+}
+
+// Compat is what a saved VM needs of the VMM that resumes it: a memory
+// snapshot restores only where all of it matches.
+type Compat struct {
+	Backend string `json:"backend"`
+	// Version is the VMM's version (QEMU "7.2.22").
+	Version string `json:"version"`
+	// Accel is the accelerator ("kvm", "tcg").
+	Accel string `json:"accel"`
+	// CPUModel is the guest CPU model ("max" under TCG; "host:<host CPU
+	// model name>" under KVM).
+	CPUModel  string `json:"cpu_model"`
+	MemoryMiB int    `json:"memory_mib"`
+	CPUs      int    `json:"cpus"`
+}
+
+// Saver is a Machine whose guest can be paused and saved: the base of
+// memory snapshots. Pause stops the vCPUs and flushes the disks, so that
+// the disk files, the memory file and the saved state all show one
+// instant; Resume goes on.
+type Saver interface {
+	Pause(ctx context.Context) error
+	Resume(ctx context.Context) error
+	// SaveState writes the paused VM's device state to state and its RAM
+	// to mem (sparse: what the guest never touched costs nothing). With
+	// final the VM will not resume, so its RAM may be moved, not copied.
+	SaveState(ctx context.Context, state, mem string, final bool) error
+	// Compat describes this VM for a later restore.
+	Compat(ctx context.Context) (Compat, error)
 }
 
 // Disk is an extra virtio-blk disk.
@@ -68,6 +113,9 @@ func (s *Spec) Validate() error {
 	}
 	if s.CPUs < 1 || s.CPUs > 32 {
 		errs = append(errs, fmt.Sprintf("cpus %d: want 1..32", s.CPUs))
+	}
+	if s.Restore != nil && s.MemoryFile == "" {
+		errs = append(errs, "a restore needs the saved memory file")
 	}
 	if s.MemoryMiB < MinMemoryMiB {
 		errs = append(errs, fmt.Sprintf("memory %d MiB: want at least %d MiB", s.MemoryMiB, MinMemoryMiB))

@@ -462,10 +462,27 @@ func hostname(name string) string {
 
 // start boots a stopped workspace (lock held by the caller or not needed).
 func (m *Manager) start(ctx context.Context, rec *record, backendName string) (*supervisor.Status, error) {
+	return m.boot(ctx, rec, backendName, nil)
+}
+
+// boot boots rec, or with restore set resumes a saved VM whose RAM file
+// is already in place (see memsnap.go).
+func (m *Manager) boot(ctx context.Context, rec *record, backendName string, restore *vmm.Restore) (*supervisor.Status, error) {
 	spec, err := m.spec(rec)
 	if err != nil {
 		return nil, err
 	}
+	switch {
+	case restore != nil:
+		spec.MemoryFile = m.memoryFile(rec.ID) // placed by the caller
+	case backendName == "qemu":
+		// Guest RAM in a shared file, so the VM can be saved (memory
+		// snapshots, suspend).
+		if spec.MemoryFile, err = m.prepareMemoryFile(rec); err != nil {
+			return nil, err
+		}
+	}
+	spec.Restore = restore
 	run := m.runDir(rec.ID)
 	os.MkdirAll(run, 0o700)
 	// Keep the previous boot's console as console.log.1.
@@ -512,6 +529,17 @@ func (m *Manager) Start(ctx context.Context, ref string) (*api.Workspace, error)
 		return nil, err
 	}
 	m.forceStop(rec.ID) // clear any half-dead remains (a VMM of an old supervisor, stale sockets)
+	// A suspend whose caller was killed before it finished leaves a
+	// temporary directory and no record: the disk (flushed as the VM
+	// paused) boots.
+	os.RemoveAll(m.suspendDir(rec.ID) + ".tmp")
+	if sm := m.suspended(rec.ID); sm != nil {
+		// Suspended: resume its processes instead of booting.
+		if err := m.resume(ctx, rec, sm); err != nil {
+			return nil, err
+		}
+		return m.info(rec), nil
+	}
 	if _, err := m.start(ctx, rec, rec.Backend); err != nil {
 		return nil, err
 	}
@@ -533,6 +561,9 @@ type StopOptions struct {
 	// flight; they fail. Without it a stop waits for them at most
 	// Options.BusyWait and then refuses, naming them.
 	Force bool
+	// Suspend saves the guest's memory as it stops: the next start
+	// resumes its processes instead of booting (QEMU).
+	Suspend bool
 }
 
 // Stop shuts the guest down cleanly and waits for the VMM to exit; it kills
@@ -555,6 +586,12 @@ func (m *Manager) StopWith(ctx context.Context, ref string, o StopOptions) (*api
 	}
 	if err := l.drain(ctx, preempt); err != nil {
 		return nil, err
+	}
+	if o.Suspend {
+		if err := m.suspend(ctx, l.rec); err != nil {
+			return nil, err
+		}
+		return m.info(l.rec), nil
 	}
 	if err := m.stop(ctx, l.rec.ID); err != nil {
 		return nil, err

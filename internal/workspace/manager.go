@@ -291,6 +291,12 @@ func (m *Manager) info(r *record) *api.Workspace {
 	w.Snapshots, w.SnapshotBytes = m.snapshotUsage(r.ID)
 	vs := m.vmState(r.ID)
 	w.State, w.LastExit, w.Error = vs.state, vs.lastExit, vs.err
+	if vs.state != api.StateRunning {
+		if sm := m.suspended(r.ID); sm != nil {
+			t := sm.SuspendedAt
+			w.Suspended, w.SuspendedAt = true, &t
+		}
+	}
 	if vs.state == api.StateRunning {
 		w.PID, w.SupervisorPID, w.Accel = vs.status.VMMPID, vs.status.SupervisorPID, vs.status.Details["accel"]
 		if vs.status.Backend != "" {

@@ -36,7 +36,9 @@ import (
 	"github.com/hearthvm/hearth/internal/cmdlog"
 	"github.com/hearthvm/hearth/internal/errdefs"
 	"github.com/hearthvm/hearth/internal/guest"
+	"github.com/hearthvm/hearth/internal/guestproto"
 	"github.com/hearthvm/hearth/internal/sparse"
+	"github.com/hearthvm/hearth/internal/supervisor"
 )
 
 // snapshotFreezeTimeout is how long the agent keeps the guest frozen if
@@ -84,7 +86,7 @@ func (m *Manager) readSnapshot(id, name string) (*api.Snapshot, error) {
 		return nil, fmt.Errorf("snapshot %q: corrupt metadata: %w", name, err)
 	}
 	s.Name, s.Workspace = name, id
-	if n, err := sparse.Allocated(filepath.Join(m.snapDir(id, name), "disk.ext4")); err == nil {
+	if n := m.snapshotBytes(m.snapDir(id, name)); n > 0 {
 		s.SizeBytes = n
 	}
 	return &s, nil
@@ -157,11 +159,7 @@ func (m *Manager) snapshotUsage(id string) (int, int64) {
 			continue
 		}
 		n++
-		for _, f := range []string{"disk.ext4", "snapshot.json"} {
-			if b, err := sparse.Allocated(filepath.Join(m.snapRoot(id), e.Name(), f)); err == nil {
-				total += b
-			}
-		}
+		total += m.snapshotBytes(filepath.Join(m.snapRoot(id), e.Name()))
 	}
 	return n, total
 }
@@ -291,6 +289,18 @@ func syncDir(dir string) {
 // workspace. A running guest's file system is frozen for the copy only;
 // its commands keep running.
 func (m *Manager) SnapshotCreate(ctx context.Context, ref, name string) (*api.Snapshot, error) {
+	return m.SnapshotCreateWith(ctx, ref, name, SnapshotOptions{})
+}
+
+// SnapshotOptions configure SnapshotCreateWith.
+type SnapshotOptions struct {
+	// Memory also saves the running VM's memory and device state (see
+	// memsnap.go).
+	Memory bool
+}
+
+// SnapshotCreateWith is SnapshotCreate with options.
+func (m *Manager) SnapshotCreateWith(ctx context.Context, ref, name string, o SnapshotOptions) (*api.Snapshot, error) {
 	if err := ValidateSnapshotName(name); err != nil {
 		return nil, err
 	}
@@ -304,6 +314,9 @@ func (m *Manager) SnapshotCreate(ctx context.Context, ref, name string) (*api.Sn
 	defer l.release()
 	if !l.rec.Ready {
 		return nil, notReady(l.rec)
+	}
+	if o.Memory {
+		return m.takeMemorySnapshot(ctx, l.rec, name)
 	}
 	return m.takeSnapshot(ctx, l.rec, name)
 }
@@ -407,8 +420,14 @@ func (m *Manager) Reset(ctx context.Context, ref string, o ResetOptions) (*api.W
 	if err != nil {
 		return nil, err
 	}
-	if snap.Kind != api.SnapshotDisk {
-		return nil, fmt.Errorf("snapshot %q is a %s snapshot; this hearth restores disk snapshots only: %w", o.To, snap.Kind, errdefs.ErrNotImplemented)
+	memory := snap.Kind == api.SnapshotMemory
+	if snap.Kind != api.SnapshotDisk && !memory {
+		return nil, fmt.Errorf("snapshot %q is a %s snapshot, which this hearth does not know: %w", o.To, snap.Kind, errdefs.ErrNotImplemented)
+	}
+	if memory {
+		if err := m.checkRestorable(ctx, rec, fmt.Sprintf("snapshot %q", o.To), snap.Restore); err != nil {
+			return nil, err
+		}
 	}
 	if snap.Restore.Image != "" && snap.Restore.Image != rec.Image {
 		return nil, fmt.Errorf("snapshot %q was taken on image %s, the workspace runs %s: %w", o.To, snap.Restore.Image, rec.Image, errdefs.ErrFailedPrecondition)
@@ -445,11 +464,25 @@ func (m *Manager) Reset(ctx context.Context, ref string, o ResetOptions) (*api.W
 		return nil, fmt.Errorf("reset %s: swap the disk: %w", rec.Name, err)
 	}
 	syncDir(m.dir(rec.ID))
+	// A suspended state belongs to the disk that was just replaced.
+	m.discardSuspend(rec.ID)
 	rec.Parent = o.To
 	if err := m.writeRecord(rec); err != nil {
 		return nil, err
 	}
 	m.logReset(rec, snap)
+	if memory {
+		// Running or not before, the workspace resumes the snapshot's
+		// processes.
+		sdir := m.snapDir(rec.ID, o.To)
+		if err := m.placeMemory(ctx, rec, filepath.Join(sdir, supervisor.MemoryFile), false); err != nil {
+			return nil, fmt.Errorf("reset %s to %s: %w", rec.Name, o.To, err)
+		}
+		if _, err := m.startRestore(ctx, rec, filepath.Join(sdir, supervisor.StateFile)); err != nil {
+			return nil, fmt.Errorf("reset %s: the disk is back to %s, but its memory did not resume: %w", rec.Name, o.To, err)
+		}
+		return m.info(rec), nil
+	}
 	if running {
 		if _, err := m.start(ctx, rec, rec.Backend); err != nil {
 			return nil, fmt.Errorf("reset %s: the disk is back to %s, but the VM did not boot again: %w", rec.Name, o.To, err)
@@ -459,7 +492,7 @@ func (m *Manager) Reset(ctx context.Context, ref string, o ResetOptions) (*api.W
 }
 
 // busyWork names what a reset of a running workspace would end: running
-// commands and open shells.
+// commands, open shells and running services.
 func (m *Manager) busyWork(ctx context.Context, rec *record, vs vmState) []string {
 	var busy []string
 	if cs, err := m.commandLog(rec.ID).List(0); err == nil {
@@ -485,6 +518,17 @@ func (m *Manager) busyWork(ctx context.Context, rec *record, vs vmState) []strin
 		}
 		if len(ids) > 0 {
 			busy = append(busy, fmt.Sprintf("%d shell(s) open (%s)", len(ids), strings.Join(ids, ", ")))
+		}
+	}
+	if ss, err := c.ServiceList(cctx); err == nil {
+		var names []string
+		for _, s := range ss {
+			if s.PID > 0 || s.State == guestproto.ServiceReady || s.State == guestproto.ServiceUnready {
+				names = append(names, s.Name)
+			}
+		}
+		if len(names) > 0 {
+			busy = append(busy, fmt.Sprintf("%d service(s) running (%s; they start again after the reset)", len(names), strings.Join(names, ", ")))
 		}
 	}
 	return busy
@@ -589,18 +633,29 @@ func (m *Manager) Fork(ctx context.Context, ref string, o ForkOptions) ([]api.Wo
 	defer os.RemoveAll(tmp)
 	src := filepath.Join(tmp, "disk.ext4")
 	var origin string
+	memory := false
 	if o.From != "" {
 		s, err := m.findSnapshot(parent, o.From)
 		if err != nil {
 			return nil, err
 		}
-		if s.Kind != api.SnapshotDisk {
-			return nil, fmt.Errorf("snapshot %q is a %s snapshot; this hearth forks disk snapshots only: %w", o.From, s.Kind, errdefs.ErrNotImplemented)
+		if s.Kind != api.SnapshotDisk && s.Kind != api.SnapshotMemory {
+			return nil, fmt.Errorf("snapshot %q is a %s snapshot, which this hearth does not know: %w", o.From, s.Kind, errdefs.ErrNotImplemented)
 		}
-		// A snapshot is never written: a link keeps it for this fork even
+		files := []string{"disk.ext4"}
+		if s.Kind == api.SnapshotMemory {
+			if err := m.checkRestorable(ctx, parent, fmt.Sprintf("snapshot %q", o.From), s.Restore); err != nil {
+				return nil, err
+			}
+			files = append(files, supervisor.MemoryFile, supervisor.StateFile)
+			memory = true
+		}
+		// A snapshot is never written: links keep it for this fork even
 		// if it is removed meanwhile.
-		if err := os.Link(filepath.Join(m.snapDir(parent.ID, o.From), "disk.ext4"), src); err != nil {
-			return nil, fmt.Errorf("fork %s: %w", parent.Name, err)
+		for _, f := range files {
+			if err := os.Link(filepath.Join(m.snapDir(parent.ID, o.From), f), filepath.Join(tmp, f)); err != nil {
+				return nil, fmt.Errorf("fork %s: %w", parent.Name, err)
+			}
 		}
 		origin = parent.ID + "/" + o.From
 	} else {
@@ -617,7 +672,7 @@ func (m *Manager) Fork(ctx context.Context, ref string, o ForkOptions) ([]api.Wo
 	l.release()
 	var out []api.Workspace
 	for _, n := range names {
-		w, err := m.forkOne(ctx, parent, n, src, origin, o.Rebaseline)
+		w, err := m.forkOne(ctx, parent, n, src, origin, o.Rebaseline, memory)
 		if err != nil {
 			if len(out) > 0 {
 				done := make([]string, len(out))
@@ -633,8 +688,10 @@ func (m *Manager) Fork(ctx context.Context, ref string, o ForkOptions) ([]api.Wo
 	return out, nil
 }
 
-// forkOne makes one fork of parent from the disk file src and boots it.
-func (m *Manager) forkOne(ctx context.Context, parent *record, name, src, origin string, rebaseline bool) (_ *api.Workspace, err error) {
+// forkOne makes one fork of parent from the disk file src and boots it;
+// with memory, it resumes the memory saved beside src (memory.ram, state)
+// as a new machine (new machine-id and hostname).
+func (m *Manager) forkOne(ctx context.Context, parent *record, name, src, origin string, rebaseline, memory bool) (_ *api.Workspace, err error) {
 	unlock, err := lock(ctx, filepath.Join(m.wsRoot(), ".lock"))
 	if err != nil {
 		return nil, err
@@ -692,6 +749,15 @@ func (m *Manager) forkOne(ctx context.Context, parent *record, name, src, origin
 		held.release()
 	}()
 	pdir := m.dir(parent.ID)
+	if memory {
+		// A resumed VM needs the devices it was saved with: the parent's
+		// network device comes with its policy.
+		if b, err := os.ReadFile(m.networkPath(parent.ID)); err == nil {
+			if err := os.WriteFile(m.networkPath(id), b, 0o600); err != nil {
+				return nil, fmt.Errorf("fork %s: network policy: %w", name, err)
+			}
+		}
+	}
 	for _, f := range []string{"base.ext4", "vmlinux"} {
 		if err := os.Link(filepath.Join(pdir, f), filepath.Join(dir, f)); err != nil {
 			return nil, fmt.Errorf("pin the parent's image file: %w", err)
@@ -705,7 +771,15 @@ func (m *Manager) forkOne(ctx context.Context, parent *record, name, src, origin
 			return nil, fmt.Errorf("fork %s: keep the parent's baseline: %w", name, err)
 		}
 	}
-	if _, err := m.start(ctx, rec, rec.Backend); err != nil {
+	if memory {
+		sdir := filepath.Dir(src)
+		if err := m.placeMemory(ctx, rec, filepath.Join(sdir, supervisor.MemoryFile), false); err != nil {
+			return nil, fmt.Errorf("fork %s: %w", name, err)
+		}
+		if _, err := m.startRestore(ctx, rec, filepath.Join(sdir, supervisor.StateFile)); err != nil {
+			return nil, err
+		}
+	} else if _, err := m.start(ctx, rec, rec.Backend); err != nil {
 		return nil, err
 	}
 	if rebaseline {

@@ -525,14 +525,20 @@ class Workspace:
         return self._keep(self.client._call("GET", self._p()))
 
     def start(self) -> WorkspaceInfo:
-        """Boots a stopped workspace (no-op when running)."""
+        """Boots a stopped workspace, or resumes a suspended one (no-op when running)."""
         return self._keep(self.client._call("POST", self._p("start")))
 
-    def stop(self, force: bool = False) -> WorkspaceInfo:
+    def stop(self, force: bool = False, suspend: bool = False) -> WorkspaceInfo:
         """Shuts the workspace down cleanly (no-op when stopped). It waits for
         calls in flight (at most 30 s), then refuses naming them; ``force``
-        stops it anyway (they fail)."""
-        return self._keep(self.client._call("POST", self._p("stop"), body={"force": True} if force else None))
+        stops it anyway (they fail). ``suspend`` saves the guest's memory as
+        it stops (QEMU): the next start resumes its processes."""
+        body: Dict[str, Any] = {}
+        if force:
+            body["force"] = True
+        if suspend:
+            body["suspend"] = True
+        return self._keep(self.client._call("POST", self._p("stop"), body=body or None))
 
     def delete(self, force: bool = False) -> WorkspaceInfo:
         """Deletes the workspace and all its files; a running one only with force."""
@@ -691,9 +697,14 @@ class Workspace:
     def detach_disk(self, disk: str) -> WorkspaceInfo:
         """Detaches a data disk from the stopped workspace."""
         return self._keep(self.client._call("POST", self._p("disks", "detach"), body={"disk": disk}))
-    def snapshot_create(self, name: str) -> Dict[str, Any]:
-        """Take a disk snapshot called ``name`` (running or stopped; commands keep running)."""
-        return self.client._call("POST", self._p("snapshots"), body={"name": name})
+    def snapshot_create(self, name: str, memory: bool = False) -> Dict[str, Any]:
+        """Take a disk snapshot called ``name`` (running or stopped; commands keep
+        running). ``memory`` also saves the running VM's memory (QEMU): a reset to
+        it or a fork of it resumes the processes that ran."""
+        body: Dict[str, Any] = {"name": name}
+        if memory:
+            body["memory"] = True
+        return self.client._call("POST", self._p("snapshots"), body=body)
 
     def snapshot_list(self) -> Dict[str, Any]:
         """The workspace's snapshots (``snapshots``) and the bytes they take (``total_bytes``)."""

@@ -72,6 +72,9 @@ class WorkspaceInfo:
     # placeholder, hosts and headers (never values).
     secrets: Optional[List[Dict[str, Any]]] = None
     secret_env_all: bool = False
+    # A stop with suspend saved its memory: the next start resumes it.
+    suspended: bool = False
+    suspended_at: Optional[str] = None
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "WorkspaceInfo":

@@ -428,6 +428,16 @@ func (b *Backend) start(ctx context.Context, spec vmm.Spec) (*Machine, error) {
 		m.warning = w
 		m.log.Warn(w)
 	}
+	m.spec = spec
+	if spec.Restore != nil {
+		// A fresh process loads the snapshot (before any boot resource)
+		// and resumes it; the vsock socket is this VM's, not the saved one.
+		if err := client.LoadSnapshot(ctx, LoadFor(spec, vsockPath)); err != nil {
+			return fail(m.withExit(err))
+		}
+		m.log.Info("VM restored", "state", spec.Restore.StateFile, "version", m.version)
+		return m, nil
+	}
 	if err := PlanFor(spec, vsockPath).Apply(ctx, client); err != nil {
 		return fail(m.withExit(err))
 	}
@@ -465,6 +475,7 @@ type Machine struct {
 	client                      *Client
 	log                         *slog.Logger
 	version, warning            string
+	spec                        vmm.Spec
 
 	done       chan struct{}
 	killed     atomic.Bool

@@ -20,31 +20,8 @@ import (
 // $HEARTH_FIRECRACKER), KVM is usable, and HEARTH_TEST_KERNEL,
 // HEARTH_TEST_INITRD and HEARTH_TEST_ROOTFS name a guest image.
 func TestSmokeBoot(t *testing.T) {
-	if testing.Short() {
-		t.Skip("boots a VM; skipped in -short mode")
-	}
-	b := New(Options{})
-	if _, err := b.Binary(); err != nil {
-		if _, perr := exec.LookPath("firecracker"); perr != nil && os.Getenv(EnvBinary) == "" {
-			t.Skipf("firecracker not on PATH: %v (install v1.16 or set %s)", perr, EnvBinary)
-		}
-		t.Skipf("firecracker not usable: %v", err)
-	}
-	if err := checkKVM("/dev/kvm"); err != nil {
-		t.Skipf("KVM not usable: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*vmm.DefaultBootTimeout)
+	b, image, ctx, cancel := smokePrereqs(t)
 	defer cancel()
-	if err := b.Check(ctx); err != nil {
-		t.Fatalf("Check: %v", err)
-	}
-	image := map[string]string{}
-	for _, env := range []string{"HEARTH_TEST_KERNEL", "HEARTH_TEST_INITRD", "HEARTH_TEST_ROOTFS"} {
-		image[env] = os.Getenv(env)
-		if image[env] == "" {
-			t.Skipf("no guest image: %s is unset (set HEARTH_TEST_KERNEL, HEARTH_TEST_INITRD and HEARTH_TEST_ROOTFS)", env)
-		}
-	}
 	// A short directory: Unix socket paths are limited to 107 bytes.
 	dir, err := os.MkdirTemp("", "hfc")
 	if err != nil {
@@ -130,5 +107,115 @@ func TestSmokeBoot(t *testing.T) {
 	}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		t.Error("smoke test ran out of time")
+	}
+}
+
+// smokePrereqs skips, saying what is missing, unless a real Firecracker
+// VM can run here; it returns the backend and the guest image.
+func smokePrereqs(t *testing.T) (*Backend, map[string]string, context.Context, context.CancelFunc) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("boots a VM; skipped in -short mode")
+	}
+	b := New(Options{})
+	if _, err := b.Binary(); err != nil {
+		if _, perr := exec.LookPath("firecracker"); perr != nil && os.Getenv(EnvBinary) == "" {
+			t.Skipf("firecracker not on PATH: %v (install v1.16 or set %s)", perr, EnvBinary)
+		}
+		t.Skipf("firecracker not usable: %v", err)
+	}
+	if err := checkKVM("/dev/kvm"); err != nil {
+		t.Skipf("KVM not usable: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*vmm.DefaultBootTimeout)
+	if err := b.Check(ctx); err != nil {
+		cancel()
+		t.Fatalf("Check: %v", err)
+	}
+	image := map[string]string{}
+	for _, env := range []string{"HEARTH_TEST_KERNEL", "HEARTH_TEST_INITRD", "HEARTH_TEST_ROOTFS"} {
+		image[env] = os.Getenv(env)
+		if image[env] == "" {
+			cancel()
+			t.Skipf("no guest image: %s is unset (set HEARTH_TEST_KERNEL, HEARTH_TEST_INITRD and HEARTH_TEST_ROOTFS)", env)
+		}
+	}
+	return b, image, ctx, cancel
+}
+
+// TestSmokeSnapshot saves a running Firecracker VM (pause, snapshot
+// create, resume), kills it, loads the snapshot in a fresh process and
+// says hello to the restored agent. It skips where TestSmokeBoot does:
+// Firecracker needs a firecracker binary and a usable /dev/kvm, which the
+// project's build machine lacks (its VMs run under QEMU's TCG).
+func TestSmokeSnapshot(t *testing.T) {
+	b, image, ctx, cancel := smokePrereqs(t)
+	defer cancel()
+	dir, err := os.MkdirTemp("", "hfc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	spec := vmm.Spec{ID: "snap", Dir: dir, Kernel: image["HEARTH_TEST_KERNEL"], Initrd: image["HEARTH_TEST_INITRD"],
+		RootFS: image["HEARTH_TEST_ROOTFS"], CPUs: 1, MemoryMiB: 256, ConsoleLog: filepath.Join(dir, "console.log")}
+	vm, err := b.Start(ctx, spec)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	m := vm.(*Machine)
+	defer m.Kill()
+	if _, err := helloOver(ctx, m.AgentSocket()); err != nil {
+		t.Fatalf("hello before the save: %v", err)
+	}
+	state, mem := filepath.Join(dir, "state"), filepath.Join(dir, "memory.ram")
+	if err := m.Pause(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SaveState(ctx, state, mem, true); err != nil {
+		t.Fatal(err)
+	}
+	m.Kill()
+	rdir := filepath.Join(dir, "r")
+	os.Mkdir(rdir, 0o700)
+	spec.Dir, spec.MemoryFile, spec.Restore = rdir, mem, &vmm.Restore{StateFile: state}
+	vm2, err := b.Start(ctx, spec)
+	if err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	defer vm2.Kill()
+	if _, err := helloOver(ctx, vm2.AgentSocket()); err != nil {
+		t.Fatalf("hello after the restore: %v", err)
+	}
+}
+
+// helloOver says hello to the agent behind a hybrid-vsock socket.
+func helloOver(ctx context.Context, sock string) (*guestproto.Hello, error) {
+	dctx, cancel := context.WithTimeout(ctx, vmm.DefaultBootTimeout)
+	defer cancel()
+	conn, err := serialmux.Dial(dctx, sock, guestproto.AgentPort)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	if err := guestproto.WriteJSON(conn, &guestproto.Request{Op: guestproto.OpHello}); err != nil {
+		return nil, err
+	}
+	for {
+		ft, payload, err := guestproto.ReadFrame(conn, nil)
+		if err != nil {
+			return nil, err
+		}
+		if ft != guestproto.FrameJSON {
+			continue
+		}
+		var resp guestproto.Response
+		if err := json.Unmarshal(payload, &resp); err != nil {
+			return nil, err
+		}
+		if resp.Error != nil {
+			return nil, resp.Error
+		}
+		return resp.Hello, nil
 	}
 }

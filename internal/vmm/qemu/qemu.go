@@ -16,9 +16,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/hearthvm/hearth/internal/guestproto"
+	"github.com/hearthvm/hearth/internal/qmp"
 	"github.com/hearthvm/hearth/internal/serialmux"
 	"github.com/hearthvm/hearth/internal/vmm"
 )
@@ -128,6 +131,11 @@ func (b *Backend) Version(ctx context.Context) (string, error) {
 
 // machine is a running QEMU.
 type machine struct {
+	spec    vmm.Spec
+	bin     string
+	qmpPath string
+	qmpMu   sync.Mutex
+	qmp     *qmp.Client
 	cmd     *exec.Cmd
 	accel   Accel
 	sock    string
@@ -184,20 +192,32 @@ func Args(spec vmm.Spec, accel Accel) []string {
 		cmdline = append(cmdline, fmt.Sprintf("tsc_early_khz=%d", tscKHz()), "tsc=reliable")
 	}
 	cmdline = append(cmdline, spec.KernelArgs...)
+	machine := "microvm,x-option-roms=off,rtc=on"
+	var mem []string
+	if spec.MemoryFile != "" {
+		// Guest RAM in a shared file: a memory snapshot copies the file
+		// (sparsely) and migrates only the device state (x-ignore-shared).
+		machine += ",memory-backend=mem"
+		mem = []string{"-object", fmt.Sprintf("memory-backend-file,id=mem,size=%dM,mem-path=%s,share=on", spec.MemoryMiB, spec.MemoryFile)}
+	}
 	args := []string{
-		"-M", "microvm,x-option-roms=off,rtc=on",
+		"-M", machine,
 		"-m", fmt.Sprint(spec.MemoryMiB),
 		"-smp", fmt.Sprint(spec.CPUs),
 		"-nodefaults", "-no-user-config", "-display", "none", "-monitor", "none",
 		"-no-reboot",
-		"-chardev", "file,id=con,path=" + spec.ConsoleLog + ",append=on",
+		"-qmp", "unix:" + QMPSocket(spec) + ",server=on,wait=off",
+	}
+	args = append(args, mem...)
+	args = append(args,
+		"-chardev", "file,id=con,path="+spec.ConsoleLog+",append=on",
 		"-serial", "chardev:con",
 		"-kernel", spec.Kernel,
 		"-initrd", spec.Initrd,
 		"-append", strings.Join(cmdline, " "),
-		"-drive", "id=root,file=" + spec.RootFS + ",format=raw,if=none,readonly=on",
+		"-drive", "id=root,file="+spec.RootFS+",format=raw,if=none,readonly=on",
 		"-device", "virtio-blk-device,drive=root",
-	}
+	)
 	if spec.DataDisk != "" {
 		args = append(args,
 			"-drive", "id=data,file="+spec.DataDisk+",format=raw,if=none,cache=writeback,discard=unmap",
@@ -228,8 +248,14 @@ func Args(spec vmm.Spec, accel Accel) []string {
 	} else {
 		args = append(args, "-accel", "tcg,thread=multi", "-cpu", "max")
 	}
+	if spec.Restore != nil {
+		args = append(args, "-incoming", "defer")
+	}
 	return args
 }
+
+// QMPSocket is where QEMU's monitor (QMP) listens for a VM of spec.
+func QMPSocket(spec vmm.Spec) string { return filepath.Join(spec.Dir, "qmp.sock") }
 
 // Start implements vmm.Backend.
 func (b *Backend) Start(ctx context.Context, spec vmm.Spec) (_ vmm.Machine, err error) {
@@ -270,7 +296,8 @@ func (b *Backend) Start(ctx context.Context, spec vmm.Spec) (_ vmm.Machine, err 
 		ours.Close()
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
-	m := &machine{cmd: cmd, accel: accel, pipe: ours, done: make(chan struct{}), console: spec.ConsoleLog}
+	m := &machine{cmd: cmd, accel: accel, pipe: ours, done: make(chan struct{}), console: spec.ConsoleLog,
+		qmpPath: QMPSocket(spec), spec: spec, bin: bin}
 	go func() {
 		werr := cmd.Wait()
 		m.reason = exitReason(cmd, werr, filepath.Join(spec.Dir, "qemu.log"))
@@ -282,7 +309,18 @@ func (b *Backend) Start(ctx context.Context, spec vmm.Spec) (_ vmm.Machine, err 
 			err = errors.Join(err, m.Kill())
 		}
 	}()
-	m.mux, err = serialmux.NewHost(ours)
+	if spec.Restore != nil {
+		// The guest resumes in the session it was saved with: load its
+		// devices, run it, and resync the agent channel.
+		if err := m.incoming(ctx, spec.Restore.StateFile); err != nil {
+			return nil, err
+		}
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		m.mux, err = serialmux.NewHostResync(rctx, ours)
+		cancel()
+	} else {
+		m.mux, err = serialmux.NewHost(ours)
+	}
 	if err != nil {
 		return nil, err
 	}
