@@ -16,8 +16,9 @@ type BrokerRule struct {
 }
 
 // Broker maps a brokered secret's placeholder to its value for the
-// egress path. It is the hook the supervisor's egress proxy calls; hearth
-// does not enforce brokered secrets until that proxy calls it.
+// egress path: the supervisor's egress proxy (package egress) calls
+// Substitute for each header of each request it forwards to a host some
+// rule names.
 type Broker struct {
 	rules []BrokerRule
 }
@@ -68,6 +69,21 @@ func (b *Broker) Hosts() []string {
 		}
 	}
 	return out
+}
+
+// Covers reports whether some rule names host ("name" or "name:port"):
+// the egress proxy terminates TLS only for such hosts.
+func (b *Broker) Covers(host string) bool {
+	if b == nil {
+		return false
+	}
+	host = strings.ToLower(host)
+	for _, r := range b.rules {
+		if hostMatches(r.Hosts, host) {
+			return true
+		}
+	}
+	return false
 }
 
 // hostMatches reports whether host ("name" or "name:port") is in hosts; a
