@@ -116,8 +116,11 @@ type Proxy struct {
 	HandshakeTimeout time.Duration
 }
 
-// Covers reports whether connections to name are brokered.
-func (p *Proxy) Covers(name string) bool { return p != nil && p.Broker.Covers(name) }
+// Covers reports whether connections to name on port are brokered (see
+// secrets.Broker.Covers).
+func (p *Proxy) Covers(name string, port uint16) bool {
+	return p != nil && p.Broker.Covers(name, int(port))
+}
 
 // Conn is a connection the proxy serves: the guest's end (CloseWrite
 // half-closes it).
@@ -139,9 +142,9 @@ type Stats struct {
 
 // Serve serves one guest connection to name:port (its first bytes head
 // already read from guest) over up, a connection to the real host, until
-// either side ends or ctx is done. Port 443 is TLS on both sides; any
-// other port is plain HTTP.
-func (p *Proxy) Serve(ctx context.Context, guest Conn, head []byte, name string, port uint16, up net.Conn) Stats {
+// either side ends or ctx is done. With useTLS the connection is TLS on
+// both sides, else plain HTTP.
+func (p *Proxy) Serve(ctx context.Context, guest Conn, head []byte, name string, port uint16, useTLS bool, up net.Conn) Stats {
 	var st Stats
 	timeout := p.HandshakeTimeout
 	if timeout <= 0 {
@@ -150,7 +153,7 @@ func (p *Proxy) Serve(ctx context.Context, guest Conn, head []byte, name string,
 	g := &prefixConn{Conn: guest, cw: guest, head: head}
 	var gconn, uconn net.Conn = g, up
 	var gclose, uclose func() error = guest.CloseWrite, closeWriter(up)
-	if port == 443 {
+	if useTLS {
 		hctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		gt := tls.Server(g, &tls.Config{

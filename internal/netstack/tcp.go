@@ -66,7 +66,7 @@ func (n *Stack) onTCP(r *tcp.ForwarderRequest) {
 	// a brokered host's name to goes through the egress proxy (after the
 	// policy allowed it).
 	brk := n.broker.Load()
-	brokered := brk != nil && (port == 80 || port == 443) && slices.ContainsFunc(domains, brk.Covers)
+	brokered := brk != nil && (brk.Covers(dst.String(), port) || slices.ContainsFunc(domains, func(d string) bool { return brk.Covers(d, port) }))
 	sniff := d.Domain != nil && (port == 80 || port == 443)
 	if !sniff && !brokered {
 		ctx, cancel := context.WithTimeout(n.ctx, n.dialer.Timeout)
@@ -129,24 +129,37 @@ func (n *Stack) onTCP(r *tcp.ForwarderRequest) {
 		return
 	}
 	e := api.NetworkEvent{Kind: "tcp", Dest: dest, Name: name, Action: "allowed", Rule: d.Rule}
-	// Brokered only when the name the guest asked for (SNI, Host) is a
-	// brokered host this workspace resolved to this very address, and the
-	// protocol is the port's: TLS on 443, plain HTTP on 80.
-	tls := len(buf) > 0 && buf[0] == 0x16
-	if brokered && got != "" && slices.Contains(domains, got) && brk.Covers(got) && tls == (port == 443) {
-		n.serveBrokered(e, brk, conn, up, buf, got, port)
+	if bname, ok := brokerName(brk, got, domains, dst, port); brokered && ok {
+		n.serveBrokered(e, brk, conn, up, buf, bname, port, len(buf) > 0 && buf[0] == 0x16)
 		return
 	}
 	n.splice(e, conn, up, buf)
 }
 
+// brokerName is the brokered host a connection is for: the name the
+// guest asked for (TLS SNI, HTTP Host) when it is a brokered host this
+// workspace resolved to this very address, or the address itself when a
+// rule names it (and the guest asked for no other name). A name the guest
+// merely claims is never enough: the upstream's certificate is verified
+// for it, and over plain HTTP nothing else would be.
+func brokerName(brk *egress.Proxy, got string, domains []string, dst netip.Addr, port uint16) (string, bool) {
+	ip := dst.String()
+	switch {
+	case got != "" && slices.Contains(domains, got) && brk.Covers(got, port):
+		return got, true
+	case (got == "" || got == ip) && brk.Covers(ip, port):
+		return ip, true
+	}
+	return "", false
+}
+
 // serveBrokered hands a guest connection to the egress proxy and logs the
 // flow when it ends.
-func (n *Stack) serveBrokered(e api.NetworkEvent, brk *egress.Proxy, guest *guestConn, up net.Conn, head []byte, name string, port uint16) {
+func (n *Stack) serveBrokered(e api.NetworkEvent, brk *egress.Proxy, guest *guestConn, up net.Conn, head []byte, name string, port uint16, useTLS bool) {
 	n.wg.Add(1)
 	defer n.wg.Done()
 	start := time.Now()
-	st := brk.Serve(n.ctx, guest, head, name, port, up)
+	st := brk.Serve(n.ctx, guest, head, name, port, useTLS, up)
 	e.BytesOut, e.BytesIn, e.DurationMS = st.BytesOut, st.BytesIn, time.Since(start).Milliseconds()
 	e.Detail = fmt.Sprintf("brokered: %d header value(s) substituted", st.Substituted)
 	if st.Err != "" {

@@ -1,7 +1,9 @@
 package secrets
 
 import (
+	"net"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -71,19 +73,29 @@ func (b *Broker) Hosts() []string {
 	return out
 }
 
-// Covers reports whether some rule names host ("name" or "name:port"):
-// the egress proxy terminates TLS only for such hosts.
-func (b *Broker) Covers(host string) bool {
+// Covers reports whether the egress proxy brokers connections to name
+// (a host name or address) on port: some rule names name with that port,
+// or names it without a port and port is 80 (HTTP) or 443 (HTTPS).
+func (b *Broker) Covers(name string, port int) bool {
 	if b == nil {
 		return false
 	}
-	host = strings.ToLower(host)
+	name = strings.ToLower(name)
+	withPort := net.JoinHostPort(name, strconv.Itoa(port))
 	for _, r := range b.rules {
-		if hostMatches(r.Hosts, host) {
-			return true
+		for _, h := range r.Hosts {
+			if h == withPort || (port == 80 || port == 443) && hostMatches([]string{h}, name) && !hasPort(h) {
+				return true
+			}
 		}
 	}
 	return false
+}
+
+// hasPort reports whether a rule's host names a port.
+func hasPort(h string) bool {
+	_, _, err := net.SplitHostPort(h)
+	return err == nil
 }
 
 // hostMatches reports whether host ("name" or "name:port") is in hosts; a
