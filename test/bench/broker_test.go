@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"sort"
 	"testing"
+	"time"
 
 	"github.com/hearthvm/hearth"
 	"github.com/hearthvm/hearth/internal/egress"
@@ -68,7 +69,7 @@ func BenchmarkBroker(b *testing.B) {
 	os.WriteFile(pub, ca.CertPEM(), 0o644)
 	b.Setenv(egress.ExtraCAEnv, pub)
 	var certs []tls.Certificate
-	for _, n := range []string{"bench-api.test", "bench-direct.test"} {
+	for _, n := range []string{"api.bench.test", "direct.bench.test"} {
 		l, err := ca.Leaf(n)
 		if err != nil {
 			b.Fatal(err)
@@ -86,23 +87,25 @@ func BenchmarkBroker(b *testing.B) {
 	})}
 	go srv.Serve(tls.NewListener(ln, &tls.Config{Certificates: certs}))
 	defer srv.Close()
-	dns := dnstest.Start(b, map[string]netip.Addr{"bench-api.test": addr, "bench-direct.test": addr})
+	dns := dnstest.Start(b, map[string]netip.Addr{"api.bench.test": addr, "direct.bench.test": addr})
 	b.Setenv("HEARTH_NET_DNS", dns.Addr)
 
 	var rb [8]byte
 	rand.Read(rb[:])
 	name := "BENCH_KEY_" + hex.EncodeToString(rb[:])
-	if _, err := c.SecretSet(ctx, name, []byte("bench-value-"+hex.EncodeToString(rb[:])), hearth.SecretSetOptions{Hosts: []string{"bench-api.test"}}); err != nil {
+	if _, err := c.SecretSet(ctx, name, []byte("bench-value-"+hex.EncodeToString(rb[:])), hearth.SecretSetOptions{Hosts: []string{"api.bench.test"}}); err != nil {
 		b.Fatal(err)
 	}
 	defer c.SecretRemove(context.Background(), name)
 	ws, err := c.CreateWorkspace(ctx, hearth.CreateOptions{MemoryMiB: 512, Secrets: []string{name + ":brokered"},
 		Network: &hearth.NetworkPolicy{Mode: "egress", Rules: []hearth.NetworkRule{
-			{Action: "allow", Match: "bench-api.test"}, {Action: "allow", Match: "bench-direct.test"}, {Action: "allow", Match: "127.77.15.0/24"}}}})
+			{Action: "allow", Match: "*.bench.test"}, {Action: "allow", Match: "127.77.15.0/24"}}}})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer ws.Delete(context.Background(), true)
+	// One domain rule for both names: they share the server's address, and
+	// the first domain rule matching an address decides which SNI it takes.
 	// One bundle for both: the system's (with the workspace CA) and the
 	// bench server's CA, which the direct path needs.
 	sh(b, ws, fmt.Sprintf("cat /etc/ssl/certs/ca-certificates.crt > /tmp/bench-ca.pem && cat >> /tmp/bench-ca.pem <<'EOF'\n%sEOF\ncat > /tmp/bench.py <<'EOF'\n%s\nEOF", ca.CertPEM(), brokerBenchScript))
@@ -110,16 +113,20 @@ func BenchmarkBroker(b *testing.B) {
 	type rates struct{ Keepalive, Fresh float64 }
 	var ka, fr [][2]float64 // brokered, direct per round
 	for range 3 {
-		r, err := ws.Exec(ctx, hearth.ExecOptions{Shell: "BENCH_KEY=$" + name + " python3 /tmp/bench.py 50 bench-api.test bench-direct.test", Capture: true, SecretEnv: []string{name}})
+		r, err := ws.Exec(ctx, hearth.ExecOptions{Shell: "BENCH_KEY=$" + name + " python3 /tmp/bench.py 50 api.bench.test direct.bench.test", Capture: true, SecretEnv: []string{name}})
 		if err != nil || r.ExitCode != 0 {
+			evs, _ := ws.NetworkLog(ctx, 20, time.Time{})
+			for _, e := range evs {
+				b.Logf("network log: %+v", e)
+			}
 			b.Fatalf("bench: %v %+v", err, r)
 		}
 		var got map[string]rates
 		if err := json.Unmarshal([]byte(r.Stdout), &got); err != nil {
 			b.Fatalf("bench output %q: %v", r.Stdout, err)
 		}
-		ka = append(ka, [2]float64{got["bench-api.test"].Keepalive, got["bench-direct.test"].Keepalive})
-		fr = append(fr, [2]float64{got["bench-api.test"].Fresh, got["bench-direct.test"].Fresh})
+		ka = append(ka, [2]float64{got["api.bench.test"].Keepalive, got["direct.bench.test"].Keepalive})
+		fr = append(fr, [2]float64{got["api.bench.test"].Fresh, got["direct.bench.test"].Fresh})
 	}
 	med := func(xs [][2]float64, i int) float64 {
 		v := make([]float64, len(xs))
