@@ -148,7 +148,6 @@ type brokerEnv struct {
 	api, other       *recorder
 	testCAPEM        []byte
 	repoHead         string
-	apiPort443       string
 	dns              *dnstest.Server
 	secretHostDenied string
 }
@@ -276,6 +275,32 @@ func TestBrokeredSecret(t *testing.T) {
 		}
 	})
 
+	t.Run("CA on the host", func(t *testing.T) {
+		// The CA's key stays in the workspace directory on the host (0600);
+		// the guest's disk holds at most the certificate.
+		path := filepath.Join(env.Home, "workspaces", b.ws.Info.ID, "broker-ca.pem")
+		fi, err := os.Stat(path)
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("broker CA %s: %v %v", path, fi, err)
+		}
+		pemBytes, _ := os.ReadFile(path)
+		_, keyPEM, _ := strings.Cut(string(pemBytes), "-----BEGIN EC PRIVATE KEY-----\n")
+		keyLine, _, _ := strings.Cut(keyPEM, "\n")
+		if len(keyLine) < 40 {
+			t.Fatalf("no key in %s", path)
+		}
+		b.run(t, "sync")
+		var hits []string
+		for _, h := range filesHolding(t, filepath.Dir(path), keyLine) {
+			if !strings.HasPrefix(h, path+" ") {
+				hits = append(hits, h)
+			}
+		}
+		if len(hits) > 0 {
+			t.Fatalf("the CA key is elsewhere in the workspace: %v", hits)
+		}
+	})
+
 	t.Run("curl", func(t *testing.T) {
 		r := b.run(t, fmt.Sprintf(`curl -sS --max-time 60 -H "Authorization: Bearer %[1]s" -H "X-Other: %[1]s" --data "body=%[1]s" "https://api.broker.test/curl?key=%[1]s"`, v))
 		if r.ExitCode != 0 || r.Stdout != "served /curl" {
@@ -336,7 +361,7 @@ print(u.urlopen(r, timeout=60).read().decode(), end="")`
 		}
 		// And the brokered host's name, sent to the other host's address
 		// (a Host header the guest merely claims), gets nothing either.
-		r = b.run(t, fmt.Sprintf(`ip=$(getent hosts other.broker.test | cut -d' ' -f1); curl -sS --max-time 60 -H "Host: api.broker.test" -H "Authorization: Bearer %[1]s" "http://$ip:443/claimed" -o /dev/null; true`, v))
+		b.run(t, fmt.Sprintf(`ip=$(getent hosts other.broker.test | cut -d' ' -f1); curl -sS --max-time 60 -H "Host: api.broker.test" -H "Authorization: Bearer %[1]s" "http://$ip:443/claimed" -o /dev/null; true`, v))
 		for _, s := range b.other.all() {
 			if strings.Contains(strings.Join(s.Header.Values("Authorization"), ""), b.value) {
 				t.Fatalf("the other host got the value (%s)", s.Path)
