@@ -112,7 +112,8 @@ type Proxy struct {
 	CA     *CA
 	Broker *secrets.Broker
 	Roots  *x509.CertPool
-	// HandshakeTimeout bounds each TLS handshake (default 10s).
+	// HandshakeTimeout bounds the two TLS handshakes (default 30s: a guest
+	// under software emulation on a loaded host can be slow).
 	HandshakeTimeout time.Duration
 }
 
@@ -148,7 +149,7 @@ func (p *Proxy) Serve(ctx context.Context, guest Conn, head []byte, name string,
 	var st Stats
 	timeout := p.HandshakeTimeout
 	if timeout <= 0 {
-		timeout = 10 * time.Second
+		timeout = 30 * time.Second
 	}
 	g := &prefixConn{Conn: guest, cw: guest, head: head}
 	var gconn, uconn net.Conn = g, up

@@ -184,6 +184,17 @@ func newBrokerEnv(t *testing.T) *brokerEnv {
 	}
 	t.Cleanup(func() { c.SecretRemove(context.Background(), b.name) })
 	b.ws = newWorkspace(t, c, hearth.CreateOptions{Name: "brok-" + fmt.Sprint(time.Now().UnixNano()%100000), Secrets: []string{b.name + ":brokered"}})
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		evs, _ := b.ws.NetworkLog(context.Background(), 40, time.Time{})
+		for _, e := range evs {
+			if e.Kind == "tcp" {
+				t.Logf("network log: %s %s %s %s %q in %d out %d %dms", e.Time.Format("15:04:05.000"), e.Action, e.Dest, e.Name, e.Detail, e.BytesIn, e.BytesOut, e.DurationMS)
+			}
+		}
+	})
 	for _, s := range b.ws.Info.Secrets {
 		if s.Name == b.name {
 			b.ph = s.Placeholder
