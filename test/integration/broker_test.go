@@ -390,6 +390,40 @@ print(u.urlopen(r, timeout=60).read().decode(), end="")`
 		}
 	})
 
+	t.Run("live change", func(t *testing.T) {
+		// Removed from the running workspace: the CA leaves the guest's
+		// trust and the host is spliced (the guest verifies the real server
+		// with the test CA, and the server gets the placeholder).
+		ctx := context.Background()
+		if _, err := b.ws.SecretRemove(ctx, b.name); err != nil {
+			t.Fatal(err)
+		}
+		r := sh(t, b.ws, fmt.Sprintf("cat > /tmp/test-ca.pem <<'EOF'\n%sEOF\n", b.testCAPEM)+
+			"test ! -e /usr/local/share/ca-certificates/hearth-broker.crt && ! grep -q 'hearth broker CA' /etc/ssl/certs/ca-certificates.crt && test -z \"$SSL_CERT_FILE\" && "+
+			fmt.Sprintf(`curl -sS --max-time 60 --cacert /tmp/test-ca.pem -H "Authorization: Bearer %s" https://api.broker.test/unbrokered`, b.ph))
+		if r.ExitCode != 0 || r.Stdout != "served /unbrokered" {
+			t.Fatalf("after secret rm: %+v", r)
+		}
+		if got, _ := b.api.request("/unbrokered"); got.Header.Get("Authorization") != "Bearer "+b.ph {
+			t.Fatalf("after secret rm the server got Authorization %q, want the placeholder", got.Header.Get("Authorization"))
+		}
+		// Added back: brokered again at once, with a new placeholder.
+		info, err := b.ws.SecretAdd(ctx, b.name, hearth.SecretExposure{Mode: "brokered"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range info.Secrets {
+			if s.Name == b.name {
+				b.ph = s.Placeholder
+			}
+		}
+		r = b.run(t, fmt.Sprintf(`curl -sS --max-time 60 -H "Authorization: Bearer %[1]s" -H "X-Other: %[1]s" --data "body=%[1]s" "https://api.broker.test/again?key=%[1]s"`, v))
+		if r.ExitCode != 0 || r.Stdout != "served /again" {
+			t.Fatalf("after secret add: %+v", r)
+		}
+		b.checkBrokered(t, b.api, "/again")
+	})
+
 	t.Run("network log", func(t *testing.T) {
 		evs, err := b.ws.NetworkLog(context.Background(), 0, time.Time{})
 		if err != nil {
