@@ -166,12 +166,15 @@ func (p *Proxy) Serve(ctx context.Context, guest Conn, head []byte, name string,
 		})
 		if err := gt.HandshakeContext(hctx); err != nil {
 			st.Err = "TLS handshake with the guest: " + err.Error()
+			guest.Close()
+			up.Close()
 			return st
 		}
 		ut := tls.Client(up, &tls.Config{ServerName: name, RootCAs: p.Roots, NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12})
 		if err := ut.HandshakeContext(hctx); err != nil {
 			st.Err = "TLS handshake with " + name + ": " + err.Error()
 			badGateway(gt, fmt.Sprintf("hearth broker: %s did not verify: %v", name, err))
+			up.Close()
 			return st
 		}
 		gconn, uconn, gclose, uclose = gt, ut, gt.CloseWrite, ut.CloseWrite
