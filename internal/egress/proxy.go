@@ -207,9 +207,12 @@ func (p *Proxy) Serve(ctx context.Context, guest Conn, head []byte, name string,
 	return st
 }
 
-// badGateway answers the guest's first request with a 502 saying why.
+// badGateway answers the guest's first request with a 502 saying why
+// (reading its head first: a close with unread bytes would reset the
+// connection before the guest reads the answer).
 func badGateway(c net.Conn, msg string) {
 	c.SetDeadline(time.Now().Add(5 * time.Second))
+	readHead(bufio.NewReader(c))
 	body := msg + "\n"
 	fmt.Fprintf(c, "HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
 	c.Close()
