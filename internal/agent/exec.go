@@ -91,7 +91,7 @@ func prepareExec(r *guestproto.ExecRequest) (*execSpec, error) {
 	}
 	spec := &execSpec{
 		argv:    r.Argv,
-		env:     mergeEnv(execDefaultEnv, r.Env),
+		env:     mergeEnv(defaultEnv(), r.Env),
 		stdin:   r.Stdin,
 		timeout: time.Duration(r.TimeoutMS) * time.Millisecond,
 	}

@@ -48,7 +48,10 @@ func handleSecrets(ctx context.Context, s *Server, st *Stream, req *guestproto.R
 		}
 		return nil, secretFiles.wipe()
 	}
-	return nil, secretFiles.replace(r.Files)
+	if err := secretFiles.replace(r.Files); err != nil {
+		return nil, err
+	}
+	return nil, setBrokerCA(r.BrokerCA)
 }
 
 // replace makes the directory hold exactly files (mounting it first when

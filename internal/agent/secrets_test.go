@@ -22,15 +22,16 @@ func TestSecretFiles(t *testing.T) {
 		unmount: func(d string) error { unmounts++; mounted = false; return os.RemoveAll(d) },
 		mounted: func(string) bool { return mounted }}
 	t.Cleanup(func() { secretFiles = old })
+	fakeTrust(t)
 	c := testClient(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
 	// Nothing to write: nothing is mounted.
-	if err := c.SetSecrets(ctx, nil); err != nil || mounts != 0 {
+	if err := c.SetSecrets(ctx, nil, nil); err != nil || mounts != 0 {
 		t.Fatalf("empty set: %v, %d mounts", err, mounts)
 	}
-	if err := c.SetSecrets(ctx, []guestproto.SecretFile{{Name: "A_KEY", Data: []byte("alpha-value")}, {Name: "B", Data: []byte("beta-value")}}); err != nil {
+	if err := c.SetSecrets(ctx, []guestproto.SecretFile{{Name: "A_KEY", Data: []byte("alpha-value")}, {Name: "B", Data: []byte("beta-value")}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	for name, want := range map[string]string{"A_KEY": "alpha-value", "B": "beta-value"} {
@@ -44,7 +45,7 @@ func TestSecretFiles(t *testing.T) {
 		}
 	}
 	// A new set replaces the old one: B goes, A_KEY changes.
-	if err := c.SetSecrets(ctx, []guestproto.SecretFile{{Name: "A_KEY", Data: []byte("alpha-2")}}); err != nil {
+	if err := c.SetSecrets(ctx, []guestproto.SecretFile{{Name: "A_KEY", Data: []byte("alpha-2")}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	ents, _ := os.ReadDir(dir)
@@ -52,7 +53,7 @@ func TestSecretFiles(t *testing.T) {
 		t.Fatalf("after replace: %v, %d mounts", ents, mounts)
 	}
 	for _, bad := range []guestproto.SecretFile{{Name: "../x", Data: []byte("v")}, {Name: "a/b", Data: []byte("v")}} {
-		if err := c.SetSecrets(ctx, []guestproto.SecretFile{bad}); err == nil {
+		if err := c.SetSecrets(ctx, []guestproto.SecretFile{bad}, nil); err == nil {
 			t.Fatalf("name %q accepted", bad.Name)
 		}
 	}
@@ -82,5 +83,64 @@ func TestWipeFileZeroes(t *testing.T) {
 	}
 	if _, err := os.Stat(p); !os.IsNotExist(err) {
 		t.Fatal("not removed")
+	}
+}
+
+// fakeTrust points the broker CA's paths into a temporary directory.
+func fakeTrust(t *testing.T) (caFile, bundle string) {
+	t.Helper()
+	d := t.TempDir()
+	trustPaths.Lock()
+	old := trustPaths.caFile
+	oldBundle := trustPaths.bundle
+	trustPaths.caFile, trustPaths.bundle = filepath.Join(d, "share", "hearth-broker.crt"), filepath.Join(d, "certs", "ca-certificates.crt")
+	caFile, bundle = trustPaths.caFile, trustPaths.bundle
+	trustPaths.Unlock()
+	t.Cleanup(func() {
+		trustPaths.Lock()
+		trustPaths.caFile, trustPaths.bundle = old, oldBundle
+		trustPaths.Unlock()
+		brokerTrust.Store(false)
+	})
+	return caFile, bundle
+}
+
+// TestBrokerCA: the CA joins the bundle between its markers, replaces
+// itself, leaves the rest alone, and sets the trust variables while it is
+// installed.
+func TestBrokerCA(t *testing.T) {
+	caFile, bundle := fakeTrust(t)
+	system := "-----BEGIN CERTIFICATE-----\nSYSTEM\n-----END CERTIFICATE-----\n"
+	os.MkdirAll(filepath.Dir(bundle), 0o755)
+	if err := os.WriteFile(bundle, []byte(system), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	read := func() string { b, _ := os.ReadFile(bundle); return string(b) }
+	hasTrust := func() bool { return envValue(defaultEnv(), "SSL_CERT_FILE") == guestproto.SystemBundle }
+	steps := []struct {
+		pem        string
+		wantBundle string
+		trust      bool
+	}{
+		{"CA-ONE\n", system + guestproto.BrokerCABegin + "\nCA-ONE\n" + guestproto.BrokerCAEnd + "\n", true},
+		{"CA-ONE\n", system + guestproto.BrokerCABegin + "\nCA-ONE\n" + guestproto.BrokerCAEnd + "\n", true},
+		{"CA-TWO", system + guestproto.BrokerCABegin + "\nCA-TWO\n" + guestproto.BrokerCAEnd + "\n", true},
+		{"", system, false},
+		{"", system, false},
+	}
+	for i, s := range steps {
+		if err := setBrokerCA([]byte(s.pem)); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		if got := read(); got != s.wantBundle {
+			t.Errorf("step %d: bundle %q, want %q", i, got, s.wantBundle)
+		}
+		if hasTrust() != s.trust {
+			t.Errorf("step %d: trust env %v, want %v", i, hasTrust(), s.trust)
+		}
+		_, err := os.Stat(caFile)
+		if (err == nil) != s.trust {
+			t.Errorf("step %d: CA file present %v, want %v", i, err == nil, s.trust)
+		}
 	}
 }

@@ -265,7 +265,7 @@ func (sv *service) spawn(r *svcRun) (*svcProc, *guestproto.ServiceExit) {
 		return &guestproto.ServiceExit{ExitCode: code, At: time.Now().UTC(), Message: msg, Tail: tail}
 	}
 	spec := &sv.spec
-	env := mergeEnv(execDefaultEnv, spec.Env)
+	env := mergeEnv(defaultEnv(), spec.Env)
 	if sv.notify != nil {
 		env = mergeEnv(env, []string{"NOTIFY_SOCKET=" + sv.notify.path})
 	}

@@ -132,6 +132,9 @@ func shellEnv(shell string, extra []string) ([]string, error) {
 		"GIT_EDITOR=:",
 		"SHELL=" + shell,
 	}
+	if brokerTrust.Load() {
+		env = append(env, guestproto.TrustEnv()...)
+	}
 	for _, kv := range extra {
 		k, _, ok := strings.Cut(kv, "=")
 		if !ok || k == "" || strings.ContainsRune(kv, 0) {

@@ -346,7 +346,7 @@ func checkHTTP(ctx context.Context, pb *guestproto.Probe) (bool, string) {
 func (sv *service) checkCmd(p *svcProc, pb *guestproto.Probe) (bool, string) {
 	var out bytes.Buffer
 	cmd := &exec.Cmd{Path: "/bin/sh", Args: []string{"/bin/sh", "-c", pb.Command}, Dir: sv.cwd(),
-		Env: mergeEnv(execDefaultEnv, sv.spec.Env), Stdout: &out, Stderr: &out,
+		Env: mergeEnv(defaultEnv(), sv.spec.Env), Stdout: &out, Stderr: &out,
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true}, WaitDelay: time.Second}
 	if err := startTracked(cmd); err != nil {
 		return false, fmt.Sprintf("start /bin/sh: %v", err)

@@ -31,7 +31,8 @@ or 'workspace secret add WS NAME --mode MODE':
   file      /run/secrets/NAME in the guest (a tmpfs, mode 0400, never on its disk)
   env       NAME=value for the execs and shells that ask with --secret-env NAME
   brokered  the guest sees a placeholder; egress puts the value in the configured
-            headers of requests to the configured hosts (--host, required)
+            headers of requests to the configured hosts (--host, required);
+            HTTPS to them goes through a per-workspace CA the guest trusts
 Values printed by a command come back as [REDACTED:NAME] everywhere hearth shows them.`,
 	}
 	cmd.AddCommand(newSecretSet(g), newSecretList(g), newSecretRm(g))

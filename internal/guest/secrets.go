@@ -8,12 +8,13 @@ import (
 )
 
 // SetSecrets makes the guest's secret directory (guestproto.SecretsDir, a
-// tmpfs) hold exactly files. Errors never hold the files' bytes.
-func (c *Client) SetSecrets(ctx context.Context, files []guestproto.SecretFile) error {
+// tmpfs) hold exactly files, and its trust hold brokerCA (a PEM
+// certificate; nil for none). Errors never hold the files' bytes.
+func (c *Client) SetSecrets(ctx context.Context, files []guestproto.SecretFile, brokerCA []byte) error {
 	if files == nil {
 		files = []guestproto.SecretFile{}
 	}
-	if _, err := c.Call(ctx, &guestproto.Request{Op: guestproto.OpSecrets, Secrets: &guestproto.SecretsRequest{Files: files}}); err != nil {
+	if _, err := c.Call(ctx, &guestproto.Request{Op: guestproto.OpSecrets, Secrets: &guestproto.SecretsRequest{Files: files, BrokerCA: brokerCA}}); err != nil {
 		return fmt.Errorf("write the guest's secret files: %w", err)
 	}
 	return nil

@@ -18,6 +18,35 @@ type SecretsRequest struct {
 	Files []SecretFile `json:"files,omitempty"`
 	// Unmount wipes and unmounts SecretsDir; Files must be empty.
 	Unmount bool `json:"unmount,omitempty"`
+	// BrokerCA is the workspace's broker CA certificate (PEM) when it has
+	// a brokered secret: the agent adds it to the system's trust (see
+	// BrokerCAFile) and points execs, shells and services at a bundle
+	// holding it (TrustEnv). Empty takes it out again. Ignored with
+	// Unmount.
+	BrokerCA []byte `json:"broker_ca,omitempty"`
+}
+
+// Where the agent installs the broker CA in the guest.
+const (
+	// BrokerCAFile is the CA certificate alone.
+	BrokerCAFile = "/usr/local/share/ca-certificates/hearth-broker.crt"
+	// SystemBundle is the system's CA bundle, to which the agent appends
+	// the CA (between BrokerCABegin and BrokerCAEnd lines).
+	SystemBundle  = "/etc/ssl/certs/ca-certificates.crt"
+	BrokerCABegin = "# hearth broker CA begin"
+	BrokerCAEnd   = "# hearth broker CA end"
+)
+
+// TrustEnv is the environment that points TLS clients at a bundle
+// holding the broker CA: OpenSSL and curl, Python requests, Node and git.
+func TrustEnv() []string {
+	return []string{
+		"SSL_CERT_FILE=" + SystemBundle,
+		"REQUESTS_CA_BUNDLE=" + SystemBundle,
+		"CURL_CA_BUNDLE=" + SystemBundle,
+		"GIT_SSL_CAINFO=" + SystemBundle,
+		"NODE_EXTRA_CA_CERTS=" + BrokerCAFile,
+	}
 }
 
 // SecretFile is one file under SecretsDir: Name is a secret name

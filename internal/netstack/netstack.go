@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/hearthvm/hearth/api"
+	"github.com/hearthvm/hearth/internal/egress"
 	"github.com/hearthvm/hearth/internal/netpolicy"
 	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -71,6 +72,10 @@ type Config struct {
 	// Upstream is the DNS resolver (host:port) asked for allowed names;
 	// empty means $HEARTH_NET_DNS, else the host's /etc/resolv.conf.
 	Upstream string `json:"upstream,omitempty"`
+	// Broker is the workspace's broker file (package egress): connections
+	// to the hosts of its brokered secrets go through the egress proxy.
+	// Reload re-reads it too; a missing file means none.
+	Broker string `json:"broker,omitempty"`
 }
 
 // Stack is one workspace's network stack.
@@ -78,6 +83,7 @@ type Stack struct {
 	cfg      Config
 	log      *slog.Logger
 	policy   atomic.Pointer[netpolicy.Policy]
+	broker   atomic.Pointer[egress.Proxy]
 	s        *stack.Stack
 	link     *frameLink
 	events   *eventLog
@@ -118,11 +124,16 @@ func New(cfg Config, log *slog.Logger) (*Stack, error) {
 	if _, _, err := net.SplitHostPort(up); err != nil {
 		up = net.JoinHostPort(up, "53")
 	}
+	brk, err := egress.Load(cfg.Broker)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Stack{cfg: cfg, log: log, upstream: up, hostAddr: "127.0.0.1", events: openEventLog(cfg.LogFile),
 		pins: newPinTable(4096), loop: newLoopMap(), cache: newDNSCache(1024), ctx: ctx, cancel: cancel}
 	n.dialer.Timeout = 10 * time.Second
 	n.policy.Store(pol)
+	n.broker.Store(brk)
 
 	s := stack.New(stack.Options{
 		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, arp.NewProtocol},
@@ -178,13 +189,18 @@ func (n *Stack) Policy() *netpolicy.Policy { return n.policy.Load() }
 // at once (flows already open are left alone).
 func (n *Stack) SetPolicy(p *netpolicy.Policy) { n.policy.Store(p) }
 
-// Reload re-reads the policy file.
+// Reload re-reads the policy file and the broker file.
 func (n *Stack) Reload() error {
 	p, err := netpolicy.Load(n.cfg.PolicyFile)
 	if err != nil {
 		return err
 	}
+	brk, err := egress.Load(n.cfg.Broker)
+	if err != nil {
+		return err
+	}
 	n.SetPolicy(p)
+	n.broker.Store(brk)
 	n.log.Info("network policy reloaded", "policy", p.String())
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hearthvm/hearth/api"
+	"github.com/hearthvm/hearth/internal/egress"
 	"github.com/hearthvm/hearth/internal/netpolicy"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
@@ -61,8 +62,13 @@ func (n *Stack) onTCP(r *tcp.ForwarderRequest) {
 		n.event(api.NetworkEvent{Kind: "tcp", Dest: dest, Name: name, Action: "denied", Rule: d.Rule})
 		return
 	}
+	// A connection on port 80 or 443 to an address this workspace resolved
+	// a brokered host's name to goes through the egress proxy (after the
+	// policy allowed it).
+	brk := n.broker.Load()
+	brokered := brk != nil && (brk.Covers(dst.String(), port) || slices.ContainsFunc(domains, func(d string) bool { return brk.Covers(d, port) }))
 	sniff := d.Domain != nil && (port == 80 || port == 443)
-	if !sniff {
+	if !sniff && !brokered {
 		ctx, cancel := context.WithTimeout(n.ctx, n.dialer.Timeout)
 		up, err := n.dialer.DialContext(ctx, "tcp", target)
 		cancel()
@@ -101,7 +107,7 @@ func (n *Stack) onTCP(r *tcp.ForwarderRequest) {
 		}
 	}
 	conn.SetReadDeadline(time.Time{})
-	if got == "" || !d.Domain.MatchName(got) || !slices.Contains(domains, got) {
+	if sniff && (got == "" || !d.Domain.MatchName(got) || !slices.Contains(domains, got)) {
 		abort(conn)
 		what := "TLS SNI"
 		if port == 80 {
@@ -111,15 +117,55 @@ func (n *Stack) onTCP(r *tcp.ForwarderRequest) {
 			Detail: fmt.Sprintf("%s %q is not a domain this rule allows that resolved to %s", what, got, dst)})
 		return
 	}
+	if got != "" {
+		name = got
+	}
 	ctx, cancel := context.WithTimeout(n.ctx, n.dialer.Timeout)
 	up, err := n.dialer.DialContext(ctx, "tcp", target)
 	cancel()
 	if err != nil {
 		abort(conn)
-		n.event(api.NetworkEvent{Kind: "tcp", Dest: dest, Name: got, Action: "allowed", Rule: d.Rule, Detail: "dial failed: " + err.Error()})
+		n.event(api.NetworkEvent{Kind: "tcp", Dest: dest, Name: name, Action: "allowed", Rule: d.Rule, Detail: "dial failed: " + err.Error()})
 		return
 	}
-	n.splice(api.NetworkEvent{Kind: "tcp", Dest: dest, Name: got, Action: "allowed", Rule: d.Rule}, conn, up, buf)
+	e := api.NetworkEvent{Kind: "tcp", Dest: dest, Name: name, Action: "allowed", Rule: d.Rule}
+	if bname, ok := brokerName(brk, got, domains, dst, port); brokered && ok {
+		n.serveBrokered(e, brk, conn, up, buf, bname, port, len(buf) > 0 && buf[0] == 0x16)
+		return
+	}
+	n.splice(e, conn, up, buf)
+}
+
+// brokerName is the brokered host a connection is for: the name the
+// guest asked for (TLS SNI, HTTP Host) when it is a brokered host this
+// workspace resolved to this very address, or the address itself when a
+// rule names it (and the guest asked for no other name). A name the guest
+// merely claims is never enough: the upstream's certificate is verified
+// for it, and over plain HTTP nothing else would be.
+func brokerName(brk *egress.Proxy, got string, domains []string, dst netip.Addr, port uint16) (string, bool) {
+	ip := dst.String()
+	switch {
+	case got != "" && slices.Contains(domains, got) && brk.Covers(got, port):
+		return got, true
+	case (got == "" || got == ip) && brk.Covers(ip, port):
+		return ip, true
+	}
+	return "", false
+}
+
+// serveBrokered hands a guest connection to the egress proxy and logs the
+// flow when it ends.
+func (n *Stack) serveBrokered(e api.NetworkEvent, brk *egress.Proxy, guest *guestConn, up net.Conn, head []byte, name string, port uint16, useTLS bool) {
+	n.wg.Add(1)
+	defer n.wg.Done()
+	start := time.Now()
+	st := brk.Serve(n.ctx, guest, head, name, port, useTLS, up)
+	e.BytesOut, e.BytesIn, e.DurationMS = st.BytesOut, st.BytesIn, time.Since(start).Milliseconds()
+	e.Detail = fmt.Sprintf("brokered: %d header value(s) substituted", st.Substituted)
+	if st.Err != "" {
+		e.Detail += "; " + st.Err
+	}
+	n.event(e)
 }
 
 // accept completes the guest's handshake.

@@ -1,7 +1,9 @@
 package secrets
 
 import (
+	"net"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -16,8 +18,9 @@ type BrokerRule struct {
 }
 
 // Broker maps a brokered secret's placeholder to its value for the
-// egress path. It is the hook the supervisor's egress proxy calls; hearth
-// does not enforce brokered secrets until that proxy calls it.
+// egress path: the supervisor's egress proxy (package egress) calls
+// Substitute for each header of each request it forwards to a host some
+// rule names.
 type Broker struct {
 	rules []BrokerRule
 }
@@ -68,6 +71,31 @@ func (b *Broker) Hosts() []string {
 		}
 	}
 	return out
+}
+
+// Covers reports whether the egress proxy brokers connections to name
+// (a host name or address) on port: some rule names name with that port,
+// or names it without a port and port is 80 (HTTP) or 443 (HTTPS).
+func (b *Broker) Covers(name string, port int) bool {
+	if b == nil {
+		return false
+	}
+	name = strings.ToLower(name)
+	withPort := net.JoinHostPort(name, strconv.Itoa(port))
+	for _, r := range b.rules {
+		for _, h := range r.Hosts {
+			if h == withPort || (port == 80 || port == 443) && hostMatches([]string{h}, name) && !hasPort(h) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// hasPort reports whether a rule's host names a port.
+func hasPort(h string) bool {
+	_, _, err := net.SplitHostPort(h)
+	return err == nil
 }
 
 // hostMatches reports whether host ("name" or "name:port") is in hosts; a

@@ -42,3 +42,36 @@ func TestStoreBroker(t *testing.T) {
 		t.Fatal("unknown secret accepted")
 	}
 }
+
+// TestBrokerCovers: a rule's host without a port covers HTTP and HTTPS
+// (80, 443); with a port, that port only.
+func TestBrokerCovers(t *testing.T) {
+	b := NewBroker([]BrokerRule{
+		{Name: "A", Placeholder: "p", Hosts: []string{"api.test", "*.wild.test", "10.9.8.7", "alt.test:8443"}, Headers: []string{"Authorization"}},
+	})
+	cases := []struct {
+		name string
+		port int
+		want bool
+	}{
+		{"api.test", 443, true},
+		{"API.test", 80, true},
+		{"api.test", 22, false},
+		{"x.wild.test", 443, true},
+		{"wild.test", 443, false},
+		{"10.9.8.7", 443, true},
+		{"10.9.8.7", 8443, false},
+		{"alt.test", 8443, true},
+		{"alt.test", 443, false},
+		{"other.test", 443, false},
+	}
+	for _, c := range cases {
+		if got := b.Covers(c.name, c.port); got != c.want {
+			t.Errorf("Covers(%s, %d) = %v, want %v", c.name, c.port, got, c.want)
+		}
+	}
+	var none *Broker
+	if none.Covers("api.test", 443) {
+		t.Error("a nil broker covers a host")
+	}
+}

@@ -485,6 +485,9 @@ func (m *Manager) boot(ctx context.Context, rec *record, backendName string, res
 	spec.Restore = restore
 	run := m.runDir(rec.ID)
 	os.MkdirAll(run, 0o700)
+	if err := m.writeBroker(rec); err != nil {
+		return nil, fmt.Errorf("start workspace %s: %w", rec.ID, err)
+	}
 	// Keep the previous boot's console as console.log.1.
 	if _, err := os.Stat(spec.ConsoleLog); err == nil {
 		os.Rename(spec.ConsoleLog, spec.ConsoleLog+".1")

@@ -65,7 +65,7 @@ func (m *Manager) networkConfig(id string) *netstack.Config {
 	if err != nil || !p.Enabled() {
 		return nil
 	}
-	return &netstack.Config{PolicyFile: m.networkPath(id), LogFile: m.networkLogPath(id)}
+	return &netstack.Config{PolicyFile: m.networkPath(id), LogFile: m.networkLogPath(id), Broker: m.brokerPath(id)}
 }
 
 // hasStack reports whether the workspace's running supervisor runs a

@@ -5,12 +5,15 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 
 	"github.com/hearthvm/hearth/api"
+	"github.com/hearthvm/hearth/internal/egress"
 	"github.com/hearthvm/hearth/internal/errdefs"
 	"github.com/hearthvm/hearth/internal/guestproto"
+	"github.com/hearthvm/hearth/internal/netstack"
 	"github.com/hearthvm/hearth/internal/secrets"
 )
 
@@ -50,6 +53,9 @@ func (m *Manager) SecretSet(ctx context.Context, name string, value []byte, o Se
 		}
 		if err := m.applySecrets(ctx, rec, false); err != nil {
 			m.log.Warn("refresh secret files", "workspace", rec.ID, "secret", name, "err", err)
+		}
+		if err := m.reloadBroker(ctx, rec); err != nil {
+			m.log.Warn("refresh brokered secrets", "workspace", rec.ID, "secret", name, "err", err)
 		}
 	}
 	return secretInfo(meta, users), nil
@@ -228,7 +234,13 @@ func (m *Manager) changeSecrets(ctx context.Context, ref, op string, change func
 	if err := m.writeRecord(rec); err != nil {
 		return nil, err
 	}
+	if err := m.writeBroker(rec); err != nil {
+		return nil, err
+	}
 	if m.vmState(rec.ID).state == api.StateRunning {
+		if err := m.reloadBroker(ctx, rec); err != nil {
+			return nil, err
+		}
 		if err := m.applySecrets(ctx, rec, true); err != nil {
 			return nil, err
 		}
@@ -273,9 +285,17 @@ func (m *Manager) applySecrets(ctx context.Context, rec *record, always bool) er
 		return err
 	}
 	var files []guestproto.SecretFile
+	var ca []byte
 	for i := range exp {
 		if exp[i].Mode == secrets.ModeFile || exp[i].Mode == secrets.ModeBrokered {
 			files = append(files, guestproto.SecretFile{Name: exp[i].Name, Data: exp[i].guestValue()})
+		}
+		if exp[i].Mode == secrets.ModeBrokered && ca == nil {
+			c, err := egress.LoadOrCreateCA(m.brokerCAPath(rec.ID))
+			if err != nil {
+				return fmt.Errorf("workspace %s: %w", rec.Name, err)
+			}
+			ca = c.CertPEM()
 		}
 	}
 	c, err := m.client(rec)
@@ -285,7 +305,7 @@ func (m *Manager) applySecrets(ctx context.Context, rec *record, always bool) er
 	if len(files) == 0 && !always {
 		return nil
 	}
-	if err := c.SetSecrets(ctx, files); err != nil {
+	if err := c.SetSecrets(ctx, files, ca); err != nil {
 		return fmt.Errorf("workspace %s: %w", rec.Name, err)
 	}
 	return nil
@@ -397,18 +417,58 @@ func (m *Manager) Redactor(ref string) (*secrets.Redactor, error) {
 }
 
 // SecretBroker returns the egress substitution of workspace ref's
-// brokered secrets (see secrets.Broker): the supervisor's egress path
-// calls its Substitute for each header of each request.
+// brokered secrets (see secrets.Broker): what the supervisor's egress
+// proxy (package egress) applies, built there from the broker file.
 func (m *Manager) SecretBroker(ref string) (*secrets.Broker, error) {
 	rec, err := m.resolve(ref)
 	if err != nil {
 		return nil, err
 	}
+	return m.secretStore().Broker(brokerExposures(rec))
+}
+
+func brokerExposures(rec *record) []secrets.Exposure {
 	var exps []secrets.Exposure
 	for _, s := range rec.Secrets {
-		exps = append(exps, secrets.Exposure{Name: s.Name, Mode: s.Mode, Placeholder: s.Placeholder, Hosts: s.Hosts, Headers: s.Headers})
+		if s.Mode == secrets.ModeBrokered {
+			exps = append(exps, secrets.Exposure{Name: s.Name, Mode: s.Mode, Placeholder: s.Placeholder, Hosts: s.Hosts, Headers: s.Headers})
+		}
 	}
-	return m.secretStore().Broker(exps)
+	return exps
+}
+
+// The broker file (egress.Config) tells the workspace's supervisor which
+// brokered secrets to substitute at egress; the CA file (certificate and
+// key, 0600) is the workspace's own, made at the first brokered secret.
+// Both live in the workspace's directory on the host, never in the guest
+// (the guest gets the CA's certificate only).
+func (m *Manager) brokerPath(id string) string   { return filepath.Join(m.dir(id), "broker.json") }
+func (m *Manager) brokerCAPath(id string) string { return filepath.Join(m.dir(id), "broker-ca.pem") }
+
+// writeBroker saves the workspace's broker file (removing it when the
+// workspace has no brokered secret).
+func (m *Manager) writeBroker(rec *record) error {
+	exps := brokerExposures(rec)
+	if len(exps) == 0 {
+		return egress.WriteConfig(m.brokerPath(rec.ID), nil)
+	}
+	if _, err := egress.LoadOrCreateCA(m.brokerCAPath(rec.ID)); err != nil {
+		return fmt.Errorf("workspace %s: %w", rec.Name, err)
+	}
+	return egress.WriteConfig(m.brokerPath(rec.ID), &egress.Config{Store: m.root, CA: m.brokerCAPath(rec.ID), Secrets: exps})
+}
+
+// reloadBroker has a running workspace's network stack re-read its broker
+// file (and its policy). A workspace without a network has no egress to
+// broker.
+func (m *Manager) reloadBroker(ctx context.Context, rec *record) error {
+	if !m.hasStack(rec.ID) {
+		return nil
+	}
+	if err := netstack.ReloadIn(ctx, m.runDir(rec.ID)); err != nil {
+		return errdefs.Mark(fmt.Errorf("workspace %s: the running VM's network did not take the brokered secrets: %w", rec.Name, err), errdefs.ErrUnavailable)
+	}
+	return nil
 }
 
 // redactErr redacts an error's message with the workspace's redactor.
