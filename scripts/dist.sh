@@ -46,9 +46,11 @@ name=hearth-$version-linux-amd64
 stage=$work/$name
 mkdir -p "$stage/bin" "$stage/libexec/hearth" "$stage/completions"
 
-# Binaries: static, no build paths, no build id, the version linked in.
+# Binaries: static, no build paths, no build id, no VCS stamp (whether Go
+# can read one depends on the checkout: a clone or a worktree), the version
+# and commit linked in.
 ldflags="-buildid= -X github.com/hearthvm/hearth/internal/agent.Version=$version -X github.com/hearthvm/hearth/internal/version.Version=$version -X github.com/hearthvm/hearth/internal/version.Commit=$commit"
-export CGO_ENABLED=0 GOOS=linux GOARCH=amd64 GOFLAGS="${GOFLAGS:-} -trimpath"
+export CGO_ENABLED=0 GOOS=linux GOARCH=amd64 GOFLAGS="${GOFLAGS:-} -trimpath -buildvcs=false"
 "$GO" build -ldflags "$ldflags -s -w" -o "$stage/libexec/hearth/hearth-agent" ./cmd/hearth-agent
 "$GO" build -ldflags "$ldflags" -o "$stage/bin/hearth" ./cmd/hearth
 
