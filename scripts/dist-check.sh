@@ -110,6 +110,16 @@ trap 'rc=$?; cleanup; [ $rc = 0 ] || say "failed after $(echo "$(date +%s.%N) - 
 trap 'exit 130' INT TERM
 cleanup # what an earlier run killed hard may have left
 
+# remove_root deletes the root, never while anything is mounted under it
+# (a bind-mounted /dev would go with it).
+remove_root() {
+	if awk -v r="$root" '$2 == r || index($2, r "/") == 1 { found = 1 } END { exit !found }' /proc/mounts; then
+		say "still mounted under $root; not removing it"
+		return 1
+	fi
+	rm -rf --one-file-system "$root"
+}
+
 make_base() {
 	local m tmp=$cache/base-build
 	m=$(mirror)
@@ -124,10 +134,17 @@ make_base() {
 [ -f "$base" ] || step "debootstrap (base root, cached)" make_base
 
 fresh_root() {
-	rm -rf "$root"
+	remove_root
 	mkdir -p "$root"
 	tar -C "$root" -xf "$base"
 	cp /etc/resolv.conf "$root/etc/resolv.conf"
+	# apt in the root sees what the host's apt sees (security updates too):
+	# the host's sources, read now, never written into this repository.
+	rm -f "$root/etc/apt/sources.list"
+	cp /etc/apt/sources.list "$root/etc/apt/" 2>/dev/null || true
+	for f in /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+		[ ! -f "$f" ] || cp "$f" "$root/etc/apt/sources.list.d/"
+	done
 	mount --rbind /dev "$root/dev" && mount --make-rslave "$root/dev"
 	mount -t proc proc "$root/proc"
 	mount --rbind /sys "$root/sys" && mount --make-rslave "$root/sys"
@@ -161,4 +178,6 @@ install_wheel() {
 step "venv + pip install --no-index wheel" install_wheel
 step "Python SDK smoke (installed wheel)" in_root /root/venv/bin/python /root/dist-smoke.py
 
+cleanup
+remove_root
 say "PASS in $(echo "$(date +%s.%N) - $start" | bc | cut -d. -f1) s ($(basename "$deb"), $(basename "$whl"))"
