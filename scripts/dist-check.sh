@@ -27,13 +27,18 @@ start=$(date +%s.%N)
 
 say() { printf 'dist-check: %s\n' "$*" >&2; }
 die() { say "FAIL: $*"; exit 1; }
-# step NAME CMD...: run CMD, print how long it took, stop on failure.
+# step NAME CMD...: run CMD, print how long it took, stop on failure. CMD
+# runs in a subshell with errexit (a function called as `f || ...` would
+# have errexit ignored).
 step() {
-	local name=$1 t0 rc=0
+	local name=$1 t0 rc
 	shift
 	t0=$(date +%s.%N)
-	"$@" || rc=$?
-	printf 'dist-check: %-34s %6.1f s%s\n' "$name" "$(echo "$(date +%s.%N) - $t0" | bc)" "$([ $rc = 0 ] || echo "  FAILED (exit $rc)")" >&2
+	set +e
+	(set -e; "$@")
+	rc=$?
+	set -e
+	printf 'dist-check: %-38s %6.1f s%s\n' "$name" "$(echo "$(date +%s.%N) - $t0" | bc)" "$([ $rc = 0 ] || echo "  FAILED (exit $rc)")" >&2
 	[ $rc = 0 ] || exit $rc
 }
 
