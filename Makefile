@@ -69,8 +69,10 @@ dist-repro:
 	GO=$(GO) scripts/dist-repro.sh
 
 # Installs dist/ as a user would, in a fresh debootstrapped root, with the
-# image `make image` built into TEST_HOME copied in (no second kernel build).
+# image `make image` built into TEST_HOME copied in (no second kernel build;
+# built here first only when TEST_HOME has none).
 dist-check:
+	@test -d '$(TEST_HOME)/images/debian-12' || $(MAKE) image
 	DIST=dist TEST_HOME=$(TEST_HOME) scripts/dist-check.sh
 
 clean:
