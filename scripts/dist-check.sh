@@ -178,6 +178,15 @@ install_deb() {
 }
 step "apt-get install the .deb" install_deb
 step "CLI smoke (installed hearth)" in_root /bin/sh /root/dist-smoke.sh
+# The tarball, unpacked and run in place: it finds its agent in ../libexec.
+tarball_in_place() {
+	in_root tar -C /opt -xzf "/root/dist/$(basename "$tarball")"
+	local dir=/opt/$(basename "$tarball" .tar.gz)
+	in_root "$dir/bin/hearth" doctor --json >"$cache/doctor-tarball.json"
+	grep -q "\"$dir/libexec/hearth/hearth-agent\"" "$cache/doctor-tarball.json" ||
+		{ say "the unpacked tarball's hearth does not find $dir/libexec/hearth/hearth-agent"; return 1; }
+}
+step "tarball: unpack, doctor in place" tarball_in_place
 install_wheel() {
 	in_root python3 -m venv /root/venv &&
 		in_root /root/venv/bin/pip install -q --no-index "/root/dist/$(basename "$whl")"
