@@ -12,6 +12,10 @@
 # diff, export, a service with readiness and a published port, a snapshot and
 # reset, delete. Any failure exits non-zero; every exit path unmounts.
 #
+# The root with the .deb's dependencies installed is cached as well
+# (.cache/dist-check/deps-*.tar, keyed by the Depends list), so a second run
+# only installs the .deb itself; delete it to install them afresh.
+#
 # Needs root, debootstrap, `make dist` output in DIST (default dist/), and an
 # image in DIST_CHECK_IMAGE (default .cache/hearth-test/images/debian-12,
 # which `make image` builds). Downloaded .debs are kept in
@@ -138,10 +142,16 @@ make_base() {
 }
 [ -f "$base" ] || step "debootstrap (base root, cached)" make_base
 
+# The base root with the package's dependencies installed (never hearth
+# itself) is cached too, keyed by its Depends: a later run installs only
+# the .deb, through apt, which then finds every dependency satisfied.
+depends=$(dpkg-deb -f "$deb" Depends | tr ',' '\n' | sed -e 's/|.*//' -e 's/(.*)//' | tr -d ' ' | grep . | sort)
+depsroot=$cache/deps-$suite-$(printf '%s\n' "$depends" python3-venv | sha256sum | cut -c1-16).tar
+
 fresh_root() {
 	remove_root
 	mkdir -p "$root"
-	tar -C "$root" -xf "$base"
+	if [ -f "$depsroot" ]; then tar -C "$root" -xf "$depsroot"; else tar -C "$root" -xf "$base"; fi
 	cp /etc/resolv.conf "$root/etc/resolv.conf"
 	# A throwaway root: dpkg need not fsync every file it unpacks.
 	echo force-unsafe-io >"$root/etc/dpkg/dpkg.cfg.d/dist-check-unsafe-io"
@@ -168,14 +178,22 @@ in_root() {
 	chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
 		HEARTH_HOME=/root/hearth-home DEBIAN_FRONTEND=noninteractive "$@"
 }
-install_deb() {
+install_deps() {
 	in_root apt-get update -qq >"$cache/apt.log" 2>&1 || { cat "$cache/apt.log" >&2; return 1; }
 	# --no-install-recommends: the package's Depends are what hearth needs;
 	# QEMU's recommends (a GUI) are not.
-	in_root apt-get install -y --no-install-recommends "/root/dist/$(basename "$deb")" python3-venv \
+	# shellcheck disable=SC2086
+	in_root apt-get install -y --no-install-recommends $depends python3-venv \
 		>>"$cache/apt.log" 2>&1 || { tail -30 "$cache/apt.log" >&2; return 1; }
-	grep -q 'sudo hearth image build debian-12' "$cache/apt.log" || { say "the postinst message about the image is missing"; return 1; }
+	tar -C "$root" --exclude=./dev/* --exclude=./proc/* --exclude=./sys/* --exclude=./var/cache/apt/archives/* \
+		--exclude=./root/* -cf "$depsroot.tmp" . && mv "$depsroot.tmp" "$depsroot"
 }
+install_deb() {
+	in_root apt-get install -y --no-install-recommends "/root/dist/$(basename "$deb")" >"$cache/apt-deb.log" 2>&1 ||
+		{ tail -30 "$cache/apt-deb.log" >&2; return 1; }
+	grep -q 'sudo hearth image build debian-12' "$cache/apt-deb.log" || { say "the postinst message about the image is missing"; return 1; }
+}
+in_root dpkg-query -W python3-venv >/dev/null 2>&1 || step "apt-get install its Depends (cached)" install_deps
 step "apt-get install the .deb" install_deb
 step "CLI smoke (installed hearth)" in_root /bin/sh /root/dist-smoke.sh
 # The tarball, unpacked and run in place: it finds its agent in ../libexec.
