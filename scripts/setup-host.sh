@@ -1,8 +1,9 @@
 #!/bin/sh
 # Install the Debian packages hearth needs (as root), once: QEMU, the image
-# build tools, and what the tests drive. Re-running it is cheap.
+# build tools, what the tests drive, and the Python packaging tools `make dist`
+# uses. Re-running it is cheap.
 set -eu
-pkgs="qemu-system-x86 debootstrap linux-source-6.1 bc flex bison libelf-dev libssl-dev e2fsprogs cpio tmux xz-utils make gcc git python3 ca-certificates"
+pkgs="qemu-system-x86 debootstrap linux-source-6.1 bc flex bison libelf-dev libssl-dev e2fsprogs cpio tmux xz-utils make gcc git python3 ca-certificates python3-build python3-wheel python3-setuptools"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -15,7 +15,7 @@ import (
 
 // testOnly are the packages scripts/setup-host.sh installs for the tests
 // and the demo, not for running hearth or `hearth image build`.
-var testOnly = []string{"tmux", "git", "python3"}
+var testOnly = []string{"tmux", "git", "python3", "python3-build", "python3-wheel", "python3-setuptools"}
 
 func read(t *testing.T, rel string) string {
 	t.Helper()
