@@ -35,7 +35,7 @@ type InputItem struct {
 // a running workspace, and special files (devices, fifos, sockets) under
 // /workspace.
 func guestEscapes(ctx context.Context, ref string) (escapes, special int, detail string, err error) {
-	script := `find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /workspace -o -path /run \) -prune -o -name '*` + escapeMark + `*' -print 2>/dev/null; echo ==; find /workspace \( -type c -o -type b -o -type p -o -type s \) -print 2>/dev/null; true`
+	script := `find / \( -path /proc -o -path /sys -o -path /dev -o -path /workspace \) -prune -o -name '*` + escapeMark + `*' -print 2>/dev/null; echo ==; find /workspace \( -type c -o -type b -o -type p -o -type s \) -print 2>/dev/null; true`
 	res := cli(ctx, nil, "workspace", "exec", ref, "--", "sh", "-c", script)
 	if res.Code != 0 {
 		return 0, 0, "", fmt.Errorf("guest check: %s", res.msg())

@@ -3,6 +3,7 @@ package reliability
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -77,5 +78,30 @@ func TestCorpus(t *testing.T) {
 				t.Errorf("%s: want resource exhausted, got %v", it.name, err)
 			}
 		}
+	}
+}
+
+// TestReportGoals: a goal figure other than 0 is a failure, named in the
+// Markdown and the JSON.
+func TestReportGoals(t *testing.T) {
+	r := &Report{Config: config{Mode: "short", BombMiB: 512}}
+	r.goal("faults: orphaned VMM processes", 0)
+	r.goal("bad input: escapes", 2)
+	if f := r.Failed(); len(f) != 1 || !strings.Contains(f[0], "escapes = 2") {
+		t.Fatalf("failed goals: %v", f)
+	}
+	md := r.Markdown()
+	for _, want := range []string{"| faults: orphaned VMM processes | 0 | 0 | ok |", "| bad input: escapes | 2 | 0 | **MISSED** |"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+	dir := t.TempDir()
+	if err := r.Write(dir); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "report.json"))
+	if err != nil || !strings.Contains(string(b), `"figure": "bad input: escapes"`) {
+		t.Fatalf("report.json: %v %s", err, b)
 	}
 }

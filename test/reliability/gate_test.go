@@ -2,6 +2,7 @@ package reliability
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -113,6 +114,9 @@ func (r *run) workspace(ctx context.Context, name string, o hearth.CreateOptions
 	if o.MemoryMiB == 0 {
 		o.MemoryMiB = r.cfg.MemoryMiB
 	}
+	if o.CPUs == 0 {
+		o.CPUs = 1
+	}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	ws, err := r.c.CreateWorkspace(cctx, o)
@@ -160,16 +164,27 @@ func hostInfo() HostInfo {
 	if h.Backend == "" {
 		h.Backend = "auto"
 	}
-	if res := cli(context.Background(), nil, "doctor", "--json"); res.Code == 0 || len(res.Stdout) > 0 {
-		if i := strings.Index(string(res.Stdout), `"backend"`); i >= 0 {
-			s := string(res.Stdout[i:])
-			if j := strings.IndexByte(s, '\n'); j > 0 {
-				s = s[:j]
+	if res := cli(context.Background(), nil, "doctor", "--json"); len(res.Stdout) > 0 {
+		var d struct {
+			Backend struct{ Name, Reason string }
+		}
+		if json.Unmarshal(res.Stdout, &d) == nil && d.Backend.Name != "" {
+			h.Backend = d.Backend.Name
+			if strings.Contains(d.Backend.Reason, "emulation") || strings.Contains(d.Backend.Reason, "TCG") || !kvmUsable() {
+				h.Backend += " (software emulation, TCG)"
 			}
-			h.Backend = strings.Trim(strings.TrimPrefix(s, `"backend":`), ` ",`)
 		}
 	}
 	return h
+}
+
+func kvmUsable() bool {
+	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return true
 }
 
 func utsString(b []int8) string {
