@@ -126,10 +126,15 @@ func (r *run) badInput(ctx context.Context) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 
-	// Seed: each input as --seed of a new workspace.
+	// Seed: each input as --seed of a new workspace (the short gate leaves
+	// the directories to sync push and disk import: each accepted seed is
+	// a boot).
 	for i, x := range items {
 		src := x.archive
 		if src == "" {
+			if r.cfg.Mode == "short" {
+				continue
+			}
 			src = x.dir
 		}
 		name := fmt.Sprintf("%s-seed%02d", r.tag, i)

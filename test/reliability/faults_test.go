@@ -34,6 +34,10 @@ type FaultOp struct {
 	Unrecoverable int            `json:"unrecoverable"`
 	HalfExports   int            `json:"half_written_exports"`
 	Outcomes      map[string]int `json:"outcomes"`
+	// StagingLeft counts, for export, the staging files and directories
+	// still beside the destinations after one more export into the same
+	// directory (a retry).
+	StagingLeft int `json:"staging_left_after_retry,omitempty"`
 }
 
 // FaultRun is one kill.
@@ -120,12 +124,12 @@ func (r *run) faults(ctx context.Context) {
 				op.HalfExports++
 				run.Note = fmt.Sprintf("destination half-written: %v size %d", err, sizeOf(fi))
 			}
-			// Anything left beside the destination (staging)?
+			// Staging this run left beside the destination (removed by the
+			// next export into the directory, counted after the runs).
 			ents, _ := os.ReadDir(dests)
 			for _, e := range ents {
-				if strings.HasPrefix(e.Name(), fmt.Sprintf("x%02d", i)) && e.Name() != fmt.Sprintf("x%02d", i) || strings.HasPrefix(e.Name(), ".") {
-					run.Note += "; left beside it: " + e.Name()
-					op.HalfExports++
+				if strings.HasPrefix(e.Name(), fmt.Sprintf(".x%02d.", i)) {
+					run.Note += "; staging left until the next export: " + e.Name()
 				}
 			}
 			os.RemoveAll(p)
@@ -227,19 +231,36 @@ func (r *run) faults(ctx context.Context) {
 			fr.Runs = append(fr.Runs, run)
 			r.t.Logf("fault %s #%d: delay %s killed %v orphans %d lost %d recovered %v %s", o.name, i, run.Delay, run.Killed, run.Orphans, run.FilesLost, run.Recovered, run.Note)
 		}
+		if o.name == "export" {
+			// A retry: one more export into the same directory must work
+			// and leave nothing of the killed ones behind.
+			if x := cli(ctx, nil, o.args(98)...); x.Code != 0 {
+				r.errorf("faults: export after the kills failed: %s", x.msg())
+			}
+			ents, _ := os.ReadDir(dests)
+			for _, e := range ents {
+				if strings.Contains(e.Name(), ".hearth-tmp-") {
+					op.StagingLeft++
+					r.note("export staging left after a retry: %s", e.Name())
+				}
+			}
+			os.RemoveAll(filepath.Join(dests, "x98"))
+		}
 	}
-	var orph, lost, unrec, half int
+	var orph, lost, unrec, half, staging int
 	for _, op := range fr.Ops {
 		orph += op.Orphans
 		lost += op.FilesLost
 		unrec += op.Unrecoverable
 		half += op.HalfExports
+		staging += op.StagingLeft
 	}
 	orph += len(settledOrphans(10 * time.Second))
 	r.rep.goal("faults: orphaned VMM processes", orph)
 	r.rep.goal("faults: known files lost", lost)
 	r.rep.goal("faults: workspaces not recoverable", unrec)
 	r.rep.goal("faults: half-written export destinations", half)
+	r.rep.goal("faults: export staging left after a retry", staging)
 }
 
 func sizeOf(fi os.FileInfo) int64 {

@@ -165,8 +165,16 @@ type cliResult struct {
 	Killed bool
 }
 
+// msg is what the CLI said, without its progress lines ("hearth:
+// booting the VM…").
 func (r cliResult) msg() string {
-	s := strings.TrimSpace(string(r.Stderr))
+	var keep []string
+	for _, l := range strings.Split(strings.TrimSpace(string(r.Stderr)), "\n") {
+		if !strings.HasSuffix(l, "…") && strings.TrimSpace(l) != "" {
+			keep = append(keep, l)
+		}
+	}
+	s := strings.Join(keep, "\n")
 	if s == "" {
 		s = strings.TrimSpace(string(r.Stdout))
 	}

@@ -134,9 +134,9 @@ func (r *Report) Markdown() string {
 		p("\n")
 	}
 	if f := r.Faults; f != nil {
-		p("## Faults (kill -9 of the CLI at a random point)\n\n| operation | runs | killed mid-way | op time (measured) | orphan VMMs | files lost | unrecoverable | half-written exports | outcomes |\n|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
+		p("## Faults (kill -9 of the CLI at a random point)\n\n| operation | runs | killed mid-way | op time (measured) | orphan VMMs | files lost | unrecoverable | half-written exports | staging left after a retry | outcomes |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 		for _, o := range f.Ops {
-			p("| %s | %d | %d | %s | %d | %d | %d | %d | %s |\n", o.Op, o.Runs, o.Killed, o.Measured, o.Orphans, o.FilesLost, o.Unrecoverable, o.HalfExports, cell(outcomes(o.Outcomes)))
+			p("| %s | %d | %d | %s | %d | %d | %d | %d | %d | %s |\n", o.Op, o.Runs, o.Killed, o.Measured, o.Orphans, o.FilesLost, o.Unrecoverable, o.HalfExports, o.StagingLeft, cell(outcomes(o.Outcomes)))
 		}
 		p("\n<details><summary>every run</summary>\n\n| # | operation | delay | killed | orphans | files lost | recovered | note |\n|---:|---|---:|---|---:|---:|---|---|\n")
 		for i, x := range f.Runs {
