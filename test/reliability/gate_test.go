@@ -74,6 +74,11 @@ func TestReliability(t *testing.T) {
 		r.rep.parts = append(r.rep.parts, p.name)
 		r.rep.times[p.name] = time.Since(start)
 		t.Logf("part %s: done in %s", p.name, time.Since(start).Round(time.Second))
+		// Written after every part, so that a run cut short keeps what it measured.
+		r.rep.Duration = time.Since(r.rep.Started).Round(time.Second).String() + " (so far)"
+		if err := r.rep.Write(cfg.Out); err != nil {
+			t.Errorf("write the report: %v", err)
+		}
 	}
 	r.rep.Duration = time.Since(r.rep.Started).Round(time.Second).String()
 	if err := r.rep.Write(cfg.Out); err != nil {
