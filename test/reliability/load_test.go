@@ -3,6 +3,7 @@ package reliability
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -19,6 +20,19 @@ type LoadReport struct {
 	ShellLinesLost int         `json:"shell_lines_lost"`
 	Memory         []MemSample `json:"memory"`
 	FailureSamples []string    `json:"failure_samples,omitempty"`
+	// FailureKinds counts failures by their message with numbers, ids
+	// and paths blanked.
+	FailureKinds map[string]int `json:"failure_kinds,omitempty"`
+}
+
+var blank = regexp.MustCompile(`ws-[0-9a-f]+|cmd-[0-9a-z]+|/[^ :]*|[0-9]+`)
+
+// kind is a failure message with what varies between calls blanked.
+func kind(msg string) string {
+	if _, rest, ok := strings.Cut(msg, ": "); ok && strings.HasPrefix(msg, "exec ok-") {
+		msg = rest
+	}
+	return blank.ReplaceAllString(msg, "#")
 }
 
 // LatencySet summarises the latencies of one kind of call.
@@ -154,6 +168,10 @@ func (r *run) load(ctx context.Context) {
 		ds = append(ds, x.d)
 		if x.err != "" {
 			fails++
+			if lr.FailureKinds == nil {
+				lr.FailureKinds = map[string]int{}
+			}
+			lr.FailureKinds[kind(x.err)]++
 			if len(lr.FailureSamples) < 10 {
 				lr.FailureSamples = append(lr.FailureSamples, x.err)
 			}

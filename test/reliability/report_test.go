@@ -128,6 +128,9 @@ func (r *Report) Markdown() string {
 		for _, s := range m {
 			p("| %s | %s | %s | %s | %s | %s | %s |\n", s.Moment, mib(s.RSS), mib(s.QEMURSS), mib(s.HearthRSS), mib(s.HarnessRSS), mib(s.MemAvailable), mib(s.AvailDelta))
 		}
+		for k, n := range l.FailureKinds {
+			p("- %d × %s\n", n, cell(k))
+		}
 		for _, f := range l.FailureSamples {
 			p("- failure: %s\n", cell(f))
 		}
