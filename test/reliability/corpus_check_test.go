@@ -3,6 +3,7 @@ package reliability
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -44,6 +45,7 @@ func TestCorpus(t *testing.T) {
 		"zip-traversal-absolute":     "refused",
 		"zip-symlink-out-then-write": "refused",
 		"zip-bomb":                   "bytes",
+		"zip-bomb declaring 1 MiB":   "declared",
 		"gzip-bomb":                  "bytes",
 		"many-entries":               "exhausted",
 		"dir symlink-out-abs":        "refused",
@@ -72,6 +74,15 @@ func TestCorpus(t *testing.T) {
 		case "bytes":
 			if err != nil || res.Bytes != int64(cfg.BombMiB)<<20 {
 				t.Errorf("%s: want %d bytes, got %v %+v", it.name, int64(cfg.BombMiB)<<20, err, res)
+			}
+		case "declared": // the lie passes the check; the read fails (see PackSeed)
+			if err != nil || res.Bytes != 1<<20 {
+				t.Errorf("%s: want the declared 1 MiB, got %v %+v", it.name, err, res)
+			}
+			if _, err := archive.PackSeed(context.Background(), src, io.Discard); err == nil {
+				t.Errorf("%s: packing the lying zip succeeded", it.name)
+			} else {
+				t.Logf("packing it: %v", err)
 			}
 		case "exhausted":
 			if !errors.Is(err, errdefs.ErrResourceExhausted) {

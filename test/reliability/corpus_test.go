@@ -176,6 +176,11 @@ func corpus(dir, cd string, cfg config) ([]corpusItem, error) {
 	} else {
 		items = append(items, corpusItem{name: fmt.Sprintf("zip-bomb (%d MiB)", cfg.BombMiB), archive: p})
 	}
+	if p, err := zipBombDeclaring(filepath.Join(dir, "zip-bomb-lying.zip"), bomb, 1<<20); err != nil {
+		return nil, err
+	} else {
+		items = append(items, corpusItem{name: fmt.Sprintf("zip-bomb declaring 1 MiB (%d MiB)", cfg.BombMiB), archive: p})
+	}
 	if p, err := gzipBomb(filepath.Join(dir, "gzip-bomb.tar.gz"), bomb); err != nil {
 		return nil, err
 	} else {
@@ -252,7 +257,11 @@ func filled(n int64) []byte { return bytes.Repeat([]byte{bombByte}, int(n)) }
 // zipBomb writes a zip whose one file inflates to size bytes of one
 // repeated byte: a deflate segment, flushed so that segments concatenate,
 // repeated, then a final empty block.
-func zipBomb(p string, size int64) (string, error) {
+func zipBomb(p string, size int64) (string, error) { return zipBombDeclaring(p, size, size) }
+
+// zipBombDeclaring is zipBomb whose directory declares declared bytes (a
+// zip that lies about its size).
+func zipBombDeclaring(p string, size, declared int64) (string, error) {
 	const seg = 64 << 20
 	chunk := filled(seg)
 	var comp bytes.Buffer
@@ -278,7 +287,7 @@ func zipBomb(p string, size int64) (string, error) {
 	defer f.Close()
 	zw := zip.NewWriter(f)
 	w, err := zw.CreateRaw(&zip.FileHeader{Name: "bomb.bin", Method: zip.Deflate, CRC32: crc,
-		CompressedSize64: uint64(int64(len(segment))*n + int64(restComp.Len())), UncompressedSize64: uint64(size)})
+		CompressedSize64: uint64(int64(len(segment))*n + int64(restComp.Len())), UncompressedSize64: uint64(declared)})
 	if err != nil {
 		return "", err
 	}
