@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -263,5 +262,3 @@ func show(ctx context.Context, ref string) (*api.Workspace, cliResult) {
 	}
 	return &w, r
 }
-
-var errGone = errors.New("workspace gone")
