@@ -102,11 +102,8 @@ func (r *run) badInput(ctx context.Context) {
 		return
 	}
 	r.t.Logf("input: corpus of %d inputs generated in %s", len(items), time.Since(t0).Round(time.Millisecond))
-	// The CLI's peak RSS (from wait4) starts at the harness's RSS: a child
-	// shares its parent's pages until it executes hearth. Give back what
-	// the corpus took, and say what the floor is.
-	debug.FreeOSMemory()
-	r.note("bad input: a peak RSS includes the harness's RSS at the moment of the fork (about %s here): Linux counts the pages a child shares with its parent before it executes hearth", mib(rssOf(os.Getpid())))
+	debug.FreeOSMemory() // what the corpus took
+	r.note("bad input: peak RSS is the CLI process's VmHWM, polled every 20 ms (0 for a run shorter than that)")
 	var extra []string
 	if r.cfg.EntryLimit > 0 {
 		extra = append(extra, fmt.Sprintf("HEARTH_MAX_ARCHIVE_ENTRIES=%d", r.cfg.EntryLimit))

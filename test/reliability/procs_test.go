@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -198,16 +199,34 @@ func cli(ctx context.Context, extraEnv []string, args ...string) cliResult {
 		return cliResult{Code: -1, Stderr: []byte(err.Error())}
 	}
 	done := make(chan struct{})
+	hwm := make(chan int64, 1)
 	go func() {
-		select {
-		case <-ctx.Done():
-			cmd.Process.Signal(syscall.SIGKILL)
-		case <-done:
+		// The process's own high-water mark (VmHWM), polled: wait4's
+		// ru_maxrss would start at the harness's (a child shares its
+		// parent's pages until it executes hearth). A run shorter than
+		// a poll reads 0.
+		var peak int64
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				cmd.Process.Signal(syscall.SIGKILL)
+			case <-done:
+				hwm <- peak
+				return
+			case <-tick.C:
+				if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)); err == nil {
+					peak = max(peak, statusKB(b, "VmHWM:")<<10)
+				}
+			}
 		}
 	}()
 	err = cmd.Wait()
 	close(done)
-	return finish(cmd, err, &o, &e, time.Since(start))
+	r := finish(cmd, err, &o, &e, time.Since(start))
+	r.MaxRSS = <-hwm
+	return r
 }
 
 func finish(cmd *exec.Cmd, err error, o, e *bytes.Buffer, took time.Duration) cliResult {
