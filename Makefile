@@ -3,6 +3,9 @@
 #   make test     unit + real-VM integration tests (builds the guest image once, cached)
 #   make check    go vet, gofmt and staticcheck
 #   make bench    benchmarks (real VMs)
+#   make reliability  the reliability gate, full size (load, kill -9 faults, hostile
+#                 input, network boundary); report in reliability-report/. The short
+#                 version runs inside `make test`. RELIABILITY=short for the short one.
 #   make install  bin/hearth to $(DESTDIR)$(PREFIX)/bin, the guest agent to
 #                 $(DESTDIR)$(PREFIX)/libexec/hearth (where hearth looks for it)
 #   make dist     release artifacts in dist/: tarball, .deb, Python sdist and
@@ -21,7 +24,7 @@ PREFIX    ?= /usr/local
 TEST_HOME ?= $(CURDIR)/.cache/hearth-test
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build test unit check bench clean image install uninstall dist dist-repro dist-check
+.PHONY: build test unit check bench clean image install uninstall dist dist-repro dist-check reliability
 
 build:
 	@mkdir -p bin
@@ -74,6 +77,12 @@ dist-repro:
 dist-check:
 	@test -d '$(TEST_HOME)/images/debian-12' || $(MAKE) image
 	DIST=dist TEST_HOME=$(TEST_HOME) scripts/dist-check.sh
+
+# The reliability gate (test/reliability; knobs in docs/reliability.md).
+RELIABILITY ?= full
+reliability: image
+	HEARTH_RELIABILITY=$(RELIABILITY) HEARTH_TEST_HOME=$(TEST_HOME) HEARTH_BIN=$(CURDIR)/bin/hearth HEARTH_AGENT=$(CURDIR)/bin/hearth-agent \
+		$(GO) test -count=1 -v -run '^TestReliability$$' -timeout 6h ./test/reliability/
 
 clean:
 	rm -rf bin dist

@@ -177,8 +177,38 @@ func (r *execRun) pump(wg *sync.WaitGroup, f *os.File, t guestproto.FrameType) {
 			}
 		}
 		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) && !hostGone {
+				r.drainNow(f, t, buf, afterExit)
+			}
 			return // EOF, deadline after exit, or closed
 		}
+	}
+}
+
+// drainNow sends what the pipe holds right now, without waiting. A read
+// whose deadline has passed fails before it looks at the pipe, so a pump
+// that was not scheduled within execDrainIdle of the command's exit (a
+// guest busy with a hundred commands under emulation) would drop output
+// the command wrote before it exited: measured as exit 0 with empty
+// stdout in 2 of 300 concurrent execs.
+func (r *execRun) drainNow(f *os.File, t guestproto.FrameType, buf []byte, afterExit int) {
+	f.SetReadDeadline(time.Time{})
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return
+	}
+	for afterExit <= execDrainMax {
+		var n int
+		var rerr error
+		// One non-blocking read (the pipe is in non-blocking mode):
+		// EAGAIN when empty ends the drain, as does EOF.
+		if err := rc.Read(func(fd uintptr) bool { n, rerr = syscall.Read(int(fd), buf); return true }); err != nil || rerr != nil || n <= 0 {
+			return
+		}
+		if r.st.WriteFrame(t, buf[:n]) != nil {
+			return
+		}
+		afterExit += n
 	}
 }
 

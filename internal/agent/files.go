@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"unicode/utf8"
 
 	"github.com/hearthvm/hearth/internal/guestproto"
@@ -361,6 +362,11 @@ func handleTarIn(ctx context.Context, s *Server, st *Stream, req *guestproto.Req
 			var pe *protoError
 			if errors.Is(err, errStreamLost) || errors.As(err, &pe) {
 				return nil, err
+			}
+			if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+				// The guest's disk, not the archive: say so, with the kind
+				// a full disk has everywhere else.
+				return nil, errorf(guestproto.CodeLimit, "extract into %s: the workspace's disk is full (%v): free space in the guest, or create the workspace with a larger disk size", root, err)
 			}
 			return nil, errorf(guestproto.CodeInvalid, "extract into %s: bad archive: %v", root, err)
 		}

@@ -31,7 +31,9 @@ var testNoExchange bool
 // place at the end (with Force, atomically swapped with the old tree, which
 // is then removed). On any error the temporary directory is removed and dest
 // is left as it was. The temporary directory (".NAME.hearth-tmp-*", mode
-// 0700) survives only if the process is killed; it is safe to delete.
+// 0700) survives only if the process is killed; the next extraction into
+// the same directory removes it (see SweepStaging), and it is safe to
+// delete.
 //
 // Every file is created with O_EXCL|O_NOFOLLOW in a directory Extract made
 // itself, so nothing is ever written through a symlink. Hard links are
@@ -53,7 +55,8 @@ func Extract(ctx context.Context, r io.Reader, dest string, opts ExtractOptions)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return nil, fmt.Errorf("extract to %s: create parent directory: %w", dest, err)
 	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dest)+".hearth-tmp-")
+	SweepStaging(dest)
+	tmp, err := os.MkdirTemp(parent, StagingPattern(dest))
 	if err != nil {
 		return nil, wrapWriteErr(dest, fmt.Errorf("create temporary directory: %w", err))
 	}

@@ -86,7 +86,21 @@ func PackSeed(ctx context.Context, src string, w io.Writer) (*PackResult, error)
 		if errors.Is(err, io.EOF) {
 			return fmt.Errorf("seed entry %q: file shrank while packing (%d of %d bytes); retry when it is not being written", e.Name, n, e.Size)
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		// The content must end where its size said: a zip whose directory
+		// understates a file (validated, and counted against the disk, by
+		// that size) or a file that grew is refused, not cut silently. At
+		// the end a zip entry's checksum is verified too.
+		var one [1]byte
+		switch m, err := io.ReadFull(rc, one[:]); {
+		case m > 0:
+			return fmt.Errorf("seed entry %q: holds more than its recorded size of %d bytes (the archive lies about its sizes, or the file grew while packing): %w", e.Name, e.Size, errdefs.ErrInvalidArgument)
+		case err != nil && !errors.Is(err, io.EOF):
+			return fmt.Errorf("seed entry %q: %v: %w (the archive is damaged)", e.Name, err, errdefs.ErrInvalidArgument)
+		}
+		return nil
 	})
 	if err == nil {
 		err = v.finish()

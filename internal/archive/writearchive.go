@@ -49,7 +49,8 @@ func WriteArchive(ctx context.Context, r io.Reader, destFile string, opts Extrac
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return nil, fmt.Errorf("archive destination %s: create parent directory: %w", destFile, err)
 	}
-	tmp, err := os.CreateTemp(parent, "."+filepath.Base(destFile)+".hearth-tmp-")
+	SweepStaging(destFile)
+	tmp, err := os.CreateTemp(parent, StagingPattern(destFile))
 	if err != nil {
 		return nil, wrapWriteErr(destFile, err)
 	}

@@ -251,6 +251,9 @@ func Dial(ctx context.Context, path string, port uint32) (net.Conn, error) {
 	}
 }
 
+// handshakeTimeout bounds the wait for the guest's answer to CONNECT.
+const handshakeTimeout = 60 * time.Second
+
 // DialOnce is Dial without retries.
 func DialOnce(ctx context.Context, path string, port uint32) (net.Conn, error) {
 	return dialOnce(ctx, path, port)
@@ -264,7 +267,12 @@ func dialOnce(ctx context.Context, path string, port uint32) (net.Conn, error) {
 	}
 	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
 	defer stop()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	// The answer comes from the guest: a guest busy with many streams
+	// under software emulation took more than 5 s (the bound this had)
+	// to answer some of 100 concurrent connects. A dead supervisor is
+	// seen at once (the dial fails); the caller's context bounds the
+	// rest.
+	c.SetDeadline(time.Now().Add(handshakeTimeout))
 	if _, err := fmt.Fprintf(c, "CONNECT %d\n", port); err != nil {
 		c.Close()
 		return nil, err

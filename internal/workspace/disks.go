@@ -199,7 +199,11 @@ func (m *Manager) DiskCreate(ctx context.Context, o DiskCreateOptions) (*api.Dis
 		return nil, errdefs.Arg("size", "%d bytes is too small: use at least 16M", o.Size)
 	}
 	if o.From != "" {
-		if err := checkFrom(ctx, o.From); err != nil {
+		n, err := checkFrom(ctx, o.From)
+		if err != nil {
+			return nil, err
+		}
+		if err := fitsIn(o.From, n, o.Size, "disk size", "give a larger --size"); err != nil {
 			return nil, err
 		}
 	}
@@ -235,18 +239,33 @@ func (m *Manager) DiskCreate(ctx context.Context, o DiskCreateOptions) (*api.Dis
 	return m.diskInfo(ctx, d), nil
 }
 
-// checkFrom validates a disk's source as a seed is validated.
-func checkFrom(ctx context.Context, src string) error {
+// checkFrom validates a disk's source as a seed is validated and returns
+// the bytes of its regular files.
+func checkFrom(ctx context.Context, src string) (int64, error) {
 	if _, err := os.Stat(src); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return errdefs.Mark(errdefs.Arg("from", "%s does not exist: give a directory or a .tar, .tar.gz, .tgz or .zip file", src), errdefs.ErrNotFound)
+			return 0, errdefs.Mark(errdefs.Arg("from", "%s does not exist: give a directory or a .tar, .tar.gz, .tgz or .zip file", src), errdefs.ErrNotFound)
 		}
-		return errdefs.Arg("from", "%s: %v", src, err)
+		return 0, errdefs.Arg("from", "%s: %v", src, err)
 	}
-	if _, err := archive.CheckSeed(ctx, src); err != nil {
-		return errdefs.Mark(fmt.Errorf("from %s: %w", src, err), errdefs.ErrInvalidArgument)
+	res, err := archive.CheckSeed(ctx, src)
+	if err != nil {
+		return 0, errdefs.Mark(fmt.Errorf("from %s: %w", src, err), errdefs.ErrInvalidArgument)
 	}
-	return nil
+	return res.Bytes, nil
+}
+
+// fitsIn refuses a source whose files hold more bytes than size, before
+// anything is written: staging it on the host (a disk) or streaming it
+// into the guest (a seed) could only end in "no space" after writing that
+// much (an archive bomb would fill the host's disk first). Sizes are
+// apparent sizes: a sparse file counts whole.
+func fitsIn(src string, n, size int64, what, fix string) error {
+	if n <= size {
+		return nil
+	}
+	return errdefs.Mark(fmt.Errorf("the files of %s hold %d bytes (%.1f MiB), more than the %s, %d bytes (%.1f MiB): %s",
+		src, n, float64(n)/(1<<20), what, size, float64(size)/(1<<20), fix), errdefs.ErrResourceExhausted)
 }
 
 // buildDisk makes a sparse ext4 image of size bytes at img, holding the
@@ -540,7 +559,8 @@ func (m *Manager) DiskExport(ctx context.Context, name, hostDest string, archive
 // DiskImport replaces a detached disk's files with a host directory or
 // archive (validated first); the disk keeps its size.
 func (m *Manager) DiskImport(ctx context.Context, name, src string) (*api.Disk, error) {
-	if err := checkFrom(ctx, src); err != nil {
+	n, err := checkFrom(ctx, src)
+	if err != nil {
 		return nil, errdefs.Mark(err, errdefs.ErrInvalidArgument)
 	}
 	d, unlock, err := m.detached(ctx, name, "import into")
@@ -548,6 +568,9 @@ func (m *Manager) DiskImport(ctx context.Context, name, src string) (*api.Disk, 
 		return nil, err
 	}
 	defer unlock()
+	if err := fitsIn(src, n, d.SizeBytes, "disk's size", "grow the disk first (`hearth disk resize`) or import fewer files"); err != nil {
+		return nil, err
+	}
 	img := m.diskImage(name)
 	fi, err := os.Stat(img)
 	if err != nil {

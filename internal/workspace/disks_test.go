@@ -253,6 +253,17 @@ func TestDiskBadInput(t *testing.T) {
 	if _, err := m.DiskCreate(ctx, DiskCreateOptions{Name: "tiny", Size: 16 << 20, From: bigTree(t)}); !errors.Is(err, errdefs.ErrResourceExhausted) {
 		t.Errorf("too small for its source: %v", err)
 	}
+	// An import bigger than the disk is refused before any staging.
+	newDisk(t, m, "small", nil) // 32 MiB
+	huge := t.TempDir()
+	os.WriteFile(filepath.Join(huge, "a"), bytes.Repeat([]byte("a"), 20<<20), 0o644)
+	os.WriteFile(filepath.Join(huge, "b"), bytes.Repeat([]byte("b"), 20<<20), 0o644)
+	if _, err := m.DiskImport(ctx, "small", huge); !errors.Is(err, errdefs.ErrResourceExhausted) || !strings.Contains(err.Error(), "grow the disk") {
+		t.Errorf("import bigger than the disk: %v", err)
+	}
+	if left, _ := filepath.Glob(m.diskImage("small") + ".*"); len(left) > 0 {
+		t.Errorf("import left %v", left)
+	}
 
 	newDisk(t, m, "garbage", nil)
 	os.WriteFile(m.diskImage("garbage"), bytes.Repeat([]byte("not ext4"), 1<<12), 0o600)

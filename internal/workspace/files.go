@@ -27,7 +27,10 @@ const WorkspaceRoot = "/workspace"
 // checkSeed validates a seed on the host before any VM is booted: a seed
 // that does not exist, cannot be read, or holds hostile entries fails here
 // with nothing created.
-func checkSeed(ctx context.Context, src string) error {
+// A seed whose files hold more bytes than the workspace's disk is refused
+// here too (before the boot, instead of a "no space" after writing a
+// disk's worth: an archive bomb).
+func checkSeed(ctx context.Context, src string, diskSize int64) error {
 	if _, err := os.Stat(src); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("seed %s does not exist: give a directory or a .tar, .tar.gz, .tgz or .zip file: %w", src, errdefs.ErrNotFound)
@@ -35,8 +38,11 @@ func checkSeed(ctx context.Context, src string) error {
 		return fmt.Errorf("seed %s: %w: %w", src, err, errdefs.ErrInvalidArgument)
 	}
 	// The archive's errors already start with "seed SRC: ".
-	_, err := archive.CheckSeed(ctx, src)
-	return err
+	res, err := archive.CheckSeed(ctx, src)
+	if err != nil {
+		return err
+	}
+	return fitsIn(src, res.Bytes, diskSize, "workspace's disk size", "give a larger --disk-size")
 }
 
 // seed copies a host directory or archive into /workspace.

@@ -250,7 +250,7 @@ func (m *Manager) Create(ctx context.Context, opts CreateOptions) (_ *api.Worksp
 		}
 	}
 	if opts.Seed != "" {
-		if err := checkSeed(ctx, opts.Seed); err != nil {
+		if err := checkSeed(ctx, opts.Seed, opts.DiskSize); err != nil {
 			return nil, err
 		}
 	}

@@ -482,7 +482,8 @@ func writeNewFile(ctx context.Context, dest string, force bool, mode string, fil
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return 0, fmt.Errorf("host destination %s: %w", dest, err)
 	}
-	f, err := os.CreateTemp(parent, "."+filepath.Base(dest)+".hearth-tmp-")
+	archive.SweepStaging(dest)
+	f, err := os.CreateTemp(parent, archive.StagingPattern(dest))
 	if err != nil {
 		return 0, fmt.Errorf("host destination %s: %w", dest, err)
 	}
