@@ -449,10 +449,13 @@ func (m *Manager) ServiceLogs(ctx context.Context, ref, name string, o ServiceLo
 	if err != nil {
 		return err
 	}
-	if _, err := c.ServiceLogs(ctx, name, o.Tail, o.Follow, w); err != nil {
-		return m.noService(rec, name, err)
+	// Secret values the service printed come out as [REDACTED:NAME].
+	red := m.redactor(rec)
+	rw := red.NewWriter(w)
+	if _, err := c.ServiceLogs(ctx, name, o.Tail, o.Follow, rw); err != nil {
+		return red.Error(m.noService(rec, name, err))
 	}
-	return nil
+	return rw.Flush()
 }
 
 // ServiceStop stops a service and keeps it stopped (also across boots).

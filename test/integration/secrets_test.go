@@ -286,6 +286,23 @@ func TestSecrets(t *testing.T) {
 		}
 	})
 
+	t.Run("service logs", func(t *testing.T) {
+		// A service that prints a file secret, split across two writes.
+		script := "v=$(cat /run/secrets/" + fileName + "); printf 'svc=%s' \"${v%????}\"; sleep 0.2; printf '%s=end\\n' \"${v#\"${v%????}\"}\"; exec sleep 600"
+		if _, err := ws.ServiceStart(ctx, "leaky", hearth.ServiceStartOptions{Argv: []string{"sh", "-c", script}, Ready: []string{"log:=end"}, Wait: true, WaitTimeout: time.Minute}); err != nil {
+			t.Fatal(err)
+		}
+		var out strings.Builder
+		if err := ws.ServiceLogs(ctx, "leaky", hearth.ServiceLogsOptions{}, &out); err != nil {
+			t.Fatal(err)
+		}
+		noValue("service logs", out.String())
+		if !strings.Contains(out.String(), "svc=[REDACTED:"+fileName+"]=end") {
+			t.Fatalf("service logs: %q", out.String())
+		}
+		ws.ServiceRemove(ctx, "leaky")
+	})
+
 	t.Run("mcp", func(t *testing.T) {
 		var logs syncBuffer
 		lg := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
