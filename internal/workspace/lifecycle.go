@@ -719,6 +719,7 @@ func (m *Manager) Delete(ctx context.Context, ref string, force bool) (*api.Work
 	}
 	m.forceStop(rec.ID)
 	m.releaseDisks(rec)
+	os.Remove(m.shmMemoryFile(rec.ID)) // left by a supervisor that was killed
 	if err := os.RemoveAll(m.dir(rec.ID)); err != nil {
 		return nil, fmt.Errorf("remove workspace files: %w", err)
 	}

@@ -24,6 +24,7 @@ package workspace
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,10 +41,62 @@ import (
 	"github.com/hearthvm/hearth/internal/sparse"
 	"github.com/hearthvm/hearth/internal/supervisor"
 	"github.com/hearthvm/hearth/internal/vmm"
+	"golang.org/x/sys/unix"
 )
 
-// memoryFile is where a running QEMU guest's RAM lives.
-func (m *Manager) memoryFile(id string) string { return filepath.Join(m.runDir(id), "memory.ram") }
+// memoryFile is where workspace id's guest RAM is: on the host's
+// shared-memory tmpfs when a boot put it there, else beside the VM's
+// sockets (see placeMemoryFile).
+func (m *Manager) memoryFile(id string) string {
+	if p := m.shmMemoryFile(id); fileExists(p) {
+		return p
+	}
+	return filepath.Join(m.runDir(id), "memory.ram")
+}
+
+// newMemoryFile chooses where a boot keeps a guest RAM of size bytes: on
+// /dev/shm, so the guest's memory never turns into disk writes and disk
+// space under $HEARTH_HOME (it is RAM either way), when that tmpfs has
+// room for it with 256 MiB to spare; else beside the VM's sockets (a full
+// tmpfs would kill the VMM the moment the guest touched a page past it).
+// Any earlier file of id is removed.
+func (m *Manager) newMemoryFile(id string, size int64) string {
+	shm, run := m.shmMemoryFile(id), filepath.Join(m.runDir(id), "memory.ram")
+	os.Remove(shm)
+	os.Remove(run)
+	var st unix.Statfs_t
+	if unix.Access(shmDir, unix.W_OK) == nil && unix.Statfs(shmDir, &st) == nil && int64(st.Bavail)*int64(st.Bsize) >= size+256<<20 {
+		return shm
+	}
+	return run
+}
+
+func (m *Manager) shmMemoryFile(id string) string {
+	sum := sha256.Sum256([]byte(m.root))
+	return filepath.Join(shmDir, fmt.Sprintf("hearth-%x-%s.ram", sum[:4], id))
+}
+
+func fileExists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
+}
+
+// shmDir is the host's shared-memory file system.
+const shmDir = "/dev/shm"
+
+// moveFile renames src to dst, or copies it (sparsely) and removes src
+// when they are on different file systems (/dev/shm and the state
+// directory).
+func moveFile(ctx context.Context, src, dst string, mode os.FileMode) error {
+	err := os.Rename(src, dst)
+	if !errors.Is(err, unix.EXDEV) {
+		return err
+	}
+	if _, err := sparse.CopyFile(ctx, src, dst, sparse.Options{Mode: mode}); err != nil {
+		return err
+	}
+	return os.Remove(src)
+}
 
 // suspendDir holds a suspended workspace's saved memory.
 func (m *Manager) suspendDir(id string) string { return filepath.Join(m.dir(id), "suspend") }
@@ -73,8 +126,7 @@ func (m *Manager) discardSuspend(id string) {
 // prepareMemoryFile makes an empty RAM file for a boot of rec (mode 0600:
 // it will hold the guest's memory).
 func (m *Manager) prepareMemoryFile(rec *record) (string, error) {
-	p := m.memoryFile(rec.ID)
-	os.Remove(p)
+	p := m.newMemoryFile(rec.ID, int64(rec.MemoryMiB)<<20)
 	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return "", fmt.Errorf("guest memory file: %w", err)
@@ -89,10 +141,13 @@ func (m *Manager) prepareMemoryFile(rec *record) (string, error) {
 // placeMemory puts a saved RAM file where rec's VM runs from: a copy of
 // src (snapshots are never written), or with move the file itself.
 func (m *Manager) placeMemory(ctx context.Context, rec *record, src string, move bool) error {
-	dst := m.memoryFile(rec.ID)
-	os.Remove(dst)
+	size := int64(rec.MemoryMiB) << 20
+	if fi, err := os.Stat(src); err == nil {
+		size = fi.Size()
+	}
+	dst := m.newMemoryFile(rec.ID, size)
 	if move {
-		if err := os.Rename(src, dst); err != nil {
+		if err := moveFile(ctx, src, dst, 0o600); err != nil {
 			return fmt.Errorf("guest memory file: %w", err)
 		}
 		return os.Chmod(dst, 0o600)

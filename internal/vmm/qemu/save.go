@@ -12,9 +12,11 @@ package qemu
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hearthvm/hearth/internal/errdefs"
@@ -109,7 +111,13 @@ func (m *machine) SaveState(ctx context.Context, path, mem string, final bool) e
 	if final {
 		// The guest never runs again in this QEMU: keep its RAM file as
 		// it is (the caller ends the VM).
-		if err := os.Rename(m.spec.MemoryFile, mem); err != nil {
+		err := os.Rename(m.spec.MemoryFile, mem)
+		if errors.Is(err, syscall.EXDEV) { // RAM on /dev/shm, the save on disk
+			if _, err = sparse.CopyFile(ctx, m.spec.MemoryFile, mem, sparse.Options{Mode: 0o400}); err == nil {
+				os.Remove(m.spec.MemoryFile)
+			}
+		}
+		if err != nil {
 			return fmt.Errorf("keep the guest's memory: %w", err)
 		}
 		return os.Chmod(mem, 0o400)
