@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"runtime"
 	"strings"
 	"time"
 	"unsafe"
@@ -118,6 +119,9 @@ func configureIface(name string, c *netConfig) error {
 	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
 		return fmt.Errorf("set flags: %w", err)
 	}
+	if err := txChecksumOff(fd, name); err != nil {
+		return fmt.Errorf("turn off transmit offloads: %w", err)
+	}
 	dev := append([]byte(name), 0)
 	rt := rtentry{
 		dst:     sockaddr4(netip.IPv4Unspecified()),
@@ -128,6 +132,27 @@ func configureIface(name string, c *netConfig) error {
 	}
 	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCADDRT, uintptr(unsafe.Pointer(&rt))); e != 0 && e != unix.EEXIST {
 		return fmt.Errorf("add default route: %w", e)
+	}
+	return nil
+}
+
+// txChecksumOff turns off transmit checksum offload on the NIC, and with it
+// TSO (which needs it): on a TAP device (Firecracker's, or QEMU's with
+// HEARTH_NET_LINK=tap) the host stack would otherwise receive frames with
+// unfinished checksums and segments larger than the MTU. A no-op where the
+// device never offered them (QEMU's stream netdev).
+func txChecksumOff(fd int, name string) error {
+	// struct ethtool_value { __u32 cmd; __u32 data; }, ETHTOOL_STXCSUM.
+	// Both on the heap, which does not move, since ifr holds val's address
+	// as an integer.
+	val := &[2]uint32{unix.ETHTOOL_STXCSUM, 0}
+	ifr := new([40]byte)
+	copy(ifr[:unix.IFNAMSIZ-1], name)
+	*(*uintptr)(unsafe.Pointer(&ifr[unix.IFNAMSIZ])) = uintptr(unsafe.Pointer(val))
+	_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(ifr)))
+	runtime.KeepAlive(val)
+	if e != 0 && e != unix.EOPNOTSUPP {
+		return e
 	}
 	return nil
 }

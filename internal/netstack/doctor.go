@@ -6,11 +6,14 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+
+	"github.com/hearthvm/hearth/internal/tapns"
 )
 
 // Check reports whether a guest network can work here: QEMU must have the
-// stream netdev (QEMU ≥ 7.2) and the stack needs an upstream resolver.
-// Firecracker has no guest network yet.
+// stream netdev (QEMU ≥ 7.2), the stack needs an upstream resolver, and
+// Firecracker (or QEMU with HEARTH_NET_LINK=tap) needs a network namespace
+// with a TAP device (root, or unprivileged user namespaces).
 func Check(ctx context.Context, qemuBinary string) (status, detail, fix string) {
 	if qemuBinary == "" {
 		qemuBinary = "qemu-system-x86_64"
@@ -30,5 +33,12 @@ func Check(ctx context.Context, qemuBinary string) (status, detail, fix string) 
 	if up == "" {
 		return "warn", "no upstream DNS resolver for the guest network (/etc/resolv.conf names none)", "add a nameserver to /etc/resolv.conf or set HEARTH_NET_DNS=HOST:PORT"
 	}
-	return "ok", fmt.Sprintf("guest network available on qemu (stream netdev, user-space stack, upstream DNS %s from %s); not on firecracker yet", up, src), ""
+	tap := "a TAP device in a network namespace of the VMM's own"
+	if err := tapns.Check(); err != nil {
+		return "warn", fmt.Sprintf("guest network available on qemu (stream netdev, upstream DNS %s from %s); not on firecracker: %v", up, src, err), "run hearth as root, or allow unprivileged user namespaces, for networks on firecracker"
+	}
+	if _, err := os.Stat("/dev/net/tun"); err != nil {
+		return "warn", fmt.Sprintf("guest network available on qemu (stream netdev, upstream DNS %s from %s); not on firecracker: /dev/net/tun is missing", up, src), "modprobe tun, for networks on firecracker"
+	}
+	return "ok", fmt.Sprintf("guest network available (user-space stack, upstream DNS %s from %s): qemu through its stream netdev, firecracker through %s", up, src, tap), ""
 }

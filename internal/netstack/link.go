@@ -2,7 +2,9 @@ package netstack
 
 import (
 	"encoding/binary"
+	"errors"
 	"io"
+	"os"
 	"sync"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -22,16 +24,20 @@ type frameLink struct {
 	mu  sync.Mutex
 	w   io.Writer
 	buf []byte
+	// datagram: each Write is one frame (a packet socket on a TAP), no
+	// length prefix.
+	datagram bool
 }
 
 func newFrameLink() *frameLink {
 	return &frameLink{Endpoint: channel.New(16, MTU+header.EthernetMinimumSize, GatewayMAC)}
 }
 
-// setWriter sets (or with nil, clears) the connection frames go to.
-func (l *frameLink) setWriter(w io.Writer) {
+// setWriter sets (or with nil, clears) the connection frames go to, and
+// whether it takes whole frames (datagram) or length-prefixed ones.
+func (l *frameLink) setWriter(w io.Writer, datagram bool) {
 	l.mu.Lock()
-	l.w = w
+	l.w, l.datagram = w, datagram
 	l.mu.Unlock()
 }
 
@@ -49,10 +55,16 @@ func (l *frameLink) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error)
 			l.buf = append(l.buf, s...)
 		}
 		binary.BigEndian.PutUint32(l.buf, uint32(len(l.buf)-4))
-		if _, err := l.w.Write(l.buf); err != nil {
+		out := l.buf
+		if l.datagram {
+			out = l.buf[4:]
+		}
+		if _, err := l.w.Write(out); err != nil && (!l.datagram || errors.Is(err, os.ErrClosed)) {
 			l.w = nil
 			return n, &tcpip.ErrClosedForSend{}
 		}
+		// A packet socket's transient errors (the TAP's queue full, no
+		// carrier before the VMM attaches) drop the frame, as a wire would.
 		n++
 	}
 	return n, nil

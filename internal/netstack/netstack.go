@@ -16,6 +16,7 @@ package netstack
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -30,6 +31,7 @@ import (
 	"github.com/hearthvm/hearth/api"
 	"github.com/hearthvm/hearth/internal/egress"
 	"github.com/hearthvm/hearth/internal/netpolicy"
+	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
@@ -226,8 +228,8 @@ func (n *Stack) ServeFrames(ctx context.Context, conn io.ReadWriteCloser) error 
 		}
 		conn.Close()
 	}()
-	n.link.setWriter(conn)
-	defer n.link.setWriter(nil)
+	n.link.setWriter(conn, false)
+	defer n.link.setWriter(nil, false)
 	var hdr [4]byte
 	for {
 		if _, err := io.ReadFull(conn, hdr[:]); err != nil {
@@ -267,4 +269,55 @@ func addrOf(a tcpip.Address) netip.Addr {
 		return netip.AddrFrom4(a.As4())
 	}
 	return netip.AddrFrom16(a.As16())
+}
+
+// ServePackets pumps Ethernet frames between a packet socket on the VMM's
+// TAP device (package tapns: one frame per read and per write) and the stack
+// until the socket or the stack closes. It takes ownership of sock.
+func (n *Stack) ServePackets(ctx context.Context, sock *os.File) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-n.ctx.Done():
+		}
+		sock.Close()
+	}()
+	rc, err := sock.SyscallConn()
+	if err != nil {
+		return err
+	}
+	n.link.setWriter(sock, true)
+	defer n.link.setWriter(nil, false)
+	buf := make([]byte, 65536)
+	for {
+		var size int
+		var from unix.Sockaddr
+		var rerr error
+		err := rc.Read(func(fd uintptr) bool {
+			size, from, rerr = unix.Recvfrom(int(fd), buf, unix.MSG_TRUNC)
+			return rerr != unix.EAGAIN
+		})
+		if err == nil {
+			err = rerr
+		}
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, os.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("read from the TAP device: %w", err)
+		}
+		if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
+			continue // our own frames, if the kernel lacks PACKET_IGNORE_OUTGOING
+		}
+		if size < header.EthernetMinimumSize || size > len(buf) {
+			continue // runt, or a frame larger than any MTU (guest offloads left on)
+		}
+		frame := make([]byte, size)
+		copy(frame, buf[:size])
+		pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(frame)})
+		n.link.InjectInbound(0, pkt)
+		pkt.DecRef()
+	}
 }

@@ -421,3 +421,72 @@ func TestSniff(t *testing.T) {
 		t.Error("a partial request is complete")
 	}
 }
+
+// TestSharedAddressByName: several domains on one address (one CDN) under
+// different rules. On ports 80 and 443 the name the connection asks for
+// decides, by itself and in rule order.
+func TestSharedAddressByName(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the test server listens on port 80 of a loopback address")
+	}
+	shared := netip.MustParseAddr("127.0.0.6")
+	ln, err := net.Listen("tcp", shared.String()+":80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				io.WriteString(c, "cdn")
+			}()
+		}
+	}()
+	dns := dnstest.Start(t, map[string]netip.Addr{"a.test": shared, "b.test": shared, "c.test": shared})
+	tests := []struct {
+		name  string
+		rules []netpolicy.Rule
+		host  string
+		want  bool
+	}{
+		{"second of two allowed names", []netpolicy.Rule{netpolicy.Allow("a.test"), netpolicy.Allow("b.test")}, "b.test", true},
+		{"first of two allowed names", []netpolicy.Rule{netpolicy.Allow("a.test"), netpolicy.Allow("b.test")}, "a.test", true},
+		{"allowed name after a denied one", []netpolicy.Rule{netpolicy.Deny("b.test"), netpolicy.Allow("*.test")}, "a.test", true},
+		{"denied name, allowed by a later rule", []netpolicy.Rule{netpolicy.Deny("b.test"), netpolicy.Allow("*.test")}, "b.test", false},
+		{"a name not resolved here", []netpolicy.Rule{netpolicy.Allow("a.test"), netpolicy.Allow("b.test")}, "c.test", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// The last rule only lets the loopback answers through (a
+			// stand-in for a public address); it matches no connection here.
+			rules := append(tt.rules, netpolicy.Allow("127.0.0.6/32:9/udp"))
+			n, _ := newTestStack(t, netpolicy.Policy{Mode: netpolicy.ModeEgress, Rules: rules}, dns)
+			g := newTestGuest(t, n)
+			var ip netip.Addr
+			for _, name := range []string{"a.test", "b.test"} {
+				if rc, ips := g.lookup(t, name); rc == rcodeOK && len(ips) == 1 {
+					ip = ips[0]
+				}
+			}
+			if !ip.IsValid() {
+				t.Fatal("neither a.test nor b.test resolved")
+			}
+			c, err := g.dial(ip, 80)
+			if err != nil {
+				t.Fatalf("dial %s:80: %v", ip, err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", tt.host)
+			b, _ := io.ReadAll(c)
+			if got := string(b) == "cdn"; got != tt.want {
+				t.Fatalf("Host %s: reached the server %v (%q), want %v", tt.host, got, b, tt.want)
+			}
+		})
+	}
+}

@@ -52,6 +52,18 @@ func (n *Stack) onTCP(r *tcp.ForwarderRequest) {
 	default:
 		domains = n.pins.names(dst)
 		d, target = pol.Conn(dst, port, "tcp", domains), dest
+		if (port == 80 || port == 443) && len(domains) > 1 && !d.Allow {
+			// Names sharing this address (one CDN, several domains) may
+			// fall under different rules: the one the connection names
+			// decides, after the sniff below. Let it that far if any of
+			// them is allowed by a domain rule.
+			for _, name := range domains {
+				if di := pol.Conn(dst, port, "tcp", []string{name}); di.Allow && di.Domain != nil {
+					d = di
+					break
+				}
+			}
+		}
 	}
 	name := ""
 	if len(domains) > 0 {
@@ -107,7 +119,22 @@ func (n *Stack) onTCP(r *tcp.ForwarderRequest) {
 		}
 	}
 	conn.SetReadDeadline(time.Time{})
-	if sniff && (got == "" || !d.Domain.MatchName(got) || !slices.Contains(domains, got)) {
+	if sniff {
+		// The name asked for decides, by itself: it must be one this
+		// workspace resolved to this address, and a domain rule must allow
+		// it (a deny rule before it wins).
+		ok := false
+		if got != "" && slices.Contains(domains, got) {
+			dg := pol.Conn(dst, port, "tcp", []string{got})
+			if ok = dg.Allow && dg.Domain != nil; ok || !dg.Allow {
+				d = dg
+			}
+		}
+		if !ok {
+			d.Domain = nil
+		}
+	}
+	if sniff && d.Domain == nil {
 		abort(conn)
 		what := "TLS SNI"
 		if port == 80 {

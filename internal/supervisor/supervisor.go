@@ -40,6 +40,7 @@ import (
 	"github.com/hearthvm/hearth/internal/guestproto"
 	"github.com/hearthvm/hearth/internal/netstack"
 	"github.com/hearthvm/hearth/internal/proc"
+	"github.com/hearthvm/hearth/internal/tapns"
 	"github.com/hearthvm/hearth/internal/vmm"
 	"golang.org/x/sys/unix"
 )
@@ -363,7 +364,20 @@ func Run(ctx context.Context, dir string, ready io.WriteCloser, factory BackendF
 			return fail(err)
 		}
 		defer ns.Close()
-		cfg.Spec.NetSocket = ns.FrameSocketPath()
+		if tapLink(backend.Name()) {
+			// A TAP device in the VMM's own network namespace (package
+			// tapns): Firecracker's only way, QEMU's on request.
+			cfg.Spec.NetTap = tapns.Name
+			cfg.Spec.NetAttach = func(sock *os.File) {
+				go func() {
+					if err := ns.ServePackets(ctx, sock); err != nil {
+						log.Warn("guest network link ended", "err", err)
+					}
+				}()
+			}
+		} else {
+			cfg.Spec.NetSocket = ns.FrameSocketPath()
+		}
 		cfg.Spec.KernelArgs = append(cfg.Spec.KernelArgs, netstack.KernelArg())
 	}
 	m, hello, err := Boot(bootCtx, backend, cfg.Spec, cfg.BootTimeout)
@@ -526,4 +540,12 @@ func MarkClean(dir string) error {
 	}
 	s.Clean = true
 	return writeStatus(dir, s)
+}
+
+// tapLink says whether the guest's NIC is a TAP device (package tapns)
+// rather than QEMU's stream socket: always on Firecracker, and on QEMU when
+// HEARTH_NET_LINK=tap (the Firecracker path, testable where Firecracker
+// cannot run).
+func tapLink(backend string) bool {
+	return backend == "firecracker" || os.Getenv("HEARTH_NET_LINK") == "tap"
 }

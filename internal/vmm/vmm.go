@@ -43,6 +43,13 @@ type Spec struct {
 	// frames go to this Unix socket (package netstack listens there);
 	// empty means no NIC at all.
 	NetSocket string
+	// NetTap, if set, gives the guest a virtio-net NIC on a TAP device of
+	// this name, in a network namespace of the VMM's own (package tapns);
+	// the backend hands the packet socket on it to NetAttach once the VMM
+	// has started. Firecracker's only way; QEMU's when HEARTH_NET_LINK=tap.
+	NetTap string `json:",omitempty"`
+	// NetAttach receives the packet socket of NetTap's device.
+	NetAttach func(*os.File) `json:"-"`
 	// MemoryFile, if set, backs the guest's RAM with this file, mapped
 	// shared (QEMU: memory-backend-file,share=on), so that a memory
 	// snapshot copies the file instead of streaming the RAM through the

@@ -103,6 +103,18 @@ func TestPlanApplyGolden(t *testing.T) {
 			},
 		},
 		{
+			name: "guest network on the namespace's TAP device",
+			edit: func(s *vmm.Spec) { s.NetTap = TapName },
+			calls: []call{
+				{"PUT", "/machine-config", "machine-config.json"},
+				{"PUT", "/boot-source", "boot-source.json"},
+				{"PUT", "/drives/rootfs", "drive-rootfs.json"},
+				{"PUT", "/drives/data", "drive-data.json"},
+				{"PUT", "/vsock", "vsock.json"},
+				{"PUT", "/network-interfaces/eth0", "network-interface.json"},
+			},
+		},
+		{
 			name: "no data disk, odd vcpus, no extra args",
 			edit: func(s *vmm.Spec) { s.DataDisk = ""; s.CPUs = 3; s.KernelArgs = nil },
 			calls: []call{

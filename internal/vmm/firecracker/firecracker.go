@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/hearthvm/hearth/internal/errdefs"
+	"github.com/hearthvm/hearth/internal/tapns"
 	"github.com/hearthvm/hearth/internal/vmm"
 )
 
@@ -285,6 +286,8 @@ type Plan struct {
 	Boot    BootSource
 	Drives  []Drive // in guest order: vda, vdb
 	Vsock   Vsock
+	// NIC, if set, is the guest's network interface on a TAP device.
+	NIC *NetworkInterface
 }
 
 // PlanFor returns the API configuration for spec with the vsock socket at
@@ -322,6 +325,11 @@ func PlanFor(spec vmm.Spec, vsockPath string) Plan {
 	for i, d := range spec.ExtraDisks {
 		p.Drives = append(p.Drives, Drive{DriveID: fmt.Sprintf("disk%d", i+1), PathOnHost: d.Path, IsReadOnly: d.ReadOnly, CacheType: CacheWriteback})
 	}
+	if spec.NetTap != "" {
+		nic := GuestNIC(GuestMAC)
+		nic.HostDevName = spec.NetTap
+		p.NIC = &nic
+	}
 	return p
 }
 
@@ -338,7 +346,13 @@ func (p Plan) Apply(ctx context.Context, c *Client) error {
 			return err
 		}
 	}
-	return c.PutVsock(ctx, p.Vsock)
+	if err := c.PutVsock(ctx, p.Vsock); err != nil {
+		return err
+	}
+	if p.NIC != nil {
+		return c.PutNetworkInterface(ctx, *p.NIC)
+	}
+	return nil
 }
 
 // Start boots spec. It returns once Firecracker accepted InstanceStart; the
@@ -354,7 +368,7 @@ func (b *Backend) start(ctx context.Context, spec vmm.Spec) (*Machine, error) {
 		return nil, fmt.Errorf("firecracker: %w (%w)", err, errdefs.ErrInvalidArgument)
 	}
 	if spec.NetSocket != "" {
-		return nil, fmt.Errorf("firecracker: a guest network (mode egress or open) is not available on Firecracker yet (it needs a TAP device in a network namespace; see docs/network.md): use the qemu backend or network mode none: %w", errdefs.ErrNotImplemented)
+		return nil, fmt.Errorf("firecracker: a guest network needs a TAP device (spec.NetTap), not a stream socket: %w", errdefs.ErrInvalidArgument)
 	}
 	bin, err := b.Binary()
 	if err != nil {
@@ -391,8 +405,21 @@ func (b *Backend) start(ctx context.Context, spec vmm.Spec) (*Machine, error) {
 		// keeps threads alive unless a goroutine exits while locked to one.
 		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 	}
+	var tap *tapns.Link
+	if spec.NetTap != "" {
+		// Firecracker runs in a network namespace of its own whose only
+		// device is the TAP; the supervisor's stack gets its frames.
+		if tap, err = tapns.Wrap(cmd); err != nil {
+			console.Close()
+			return nil, err
+		}
+		defer tap.Close()
+	}
 	startErr := cmd.Start()
 	console.Close() // the child holds its own descriptor
+	if tap != nil {
+		tap.Started()
+	}
 	if startErr != nil {
 		return nil, fmt.Errorf("firecracker: start %s: %w", bin, startErr)
 	}
@@ -418,6 +445,17 @@ func (b *Backend) start(ctx context.Context, spec vmm.Spec) (*Machine, error) {
 			return nil, errors.Join(err, fmt.Errorf("clean up: %w", kerr))
 		}
 		return nil, err
+	}
+	if tap != nil {
+		sock, err := tap.Recv(ctx)
+		if err != nil {
+			return fail(m.withExit(err))
+		}
+		if spec.NetAttach == nil {
+			sock.Close()
+		} else {
+			spec.NetAttach(sock)
+		}
 	}
 	info, err := m.waitAPI(ctx, b.opts.ReadyTimeout)
 	if err != nil {

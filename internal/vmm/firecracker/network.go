@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/hearthvm/hearth/internal/tapns"
 )
 
 // NetworkInterface is PUT /network-interfaces/{iface_id} (swagger
@@ -12,13 +14,13 @@ import (
 // Firecracker's network namespace; Firecracker opens it with
 // IFF_TAP|IFF_NO_PI|IFF_VNET_HDR and does no filtering of its own.
 //
-// hearth's plan for a guest network on Firecracker (not wired yet): a
-// per-workspace network namespace (root, or an unprivileged user namespace:
-// `unshare --user --map-root-user --net`) holding one TAP device (TapName)
-// that Firecracker runs in; the supervisor reads and writes the TAP's
-// frames through an AF_PACKET socket opened inside that namespace and
-// pumps them into the same user-space stack as QEMU's (package netstack).
-// No routes, no NAT and no iptables: the stack is the only way out.
+// hearth's guest network on Firecracker: Firecracker runs in a network
+// namespace of its own (package tapns: root, or an unprivileged user
+// namespace) holding one TAP device (TapName); the supervisor reads and
+// writes the TAP's frames through an AF_PACKET socket opened inside that
+// namespace and pumps them into the same user-space stack as QEMU's
+// (package netstack). No routes, no NAT and no iptables: the stack is the
+// only way out.
 type NetworkInterface struct {
 	IfaceID     string `json:"iface_id"`
 	HostDevName string `json:"host_dev_name"`
@@ -27,7 +29,10 @@ type NetworkInterface struct {
 }
 
 // TapName is the TAP device's name inside a workspace's network namespace.
-const TapName = "tap0"
+const TapName = tapns.Name
+
+// GuestMAC is the guest NIC's MAC address (the same as QEMU's).
+const GuestMAC = "52:54:00:12:34:56"
 
 // GuestNIC is the interface a workspace with a network gets.
 func GuestNIC(mac string) NetworkInterface {

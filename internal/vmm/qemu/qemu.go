@@ -23,6 +23,7 @@ import (
 	"github.com/hearthvm/hearth/internal/guestproto"
 	"github.com/hearthvm/hearth/internal/qmp"
 	"github.com/hearthvm/hearth/internal/serialmux"
+	"github.com/hearthvm/hearth/internal/tapns"
 	"github.com/hearthvm/hearth/internal/vmm"
 )
 
@@ -236,6 +237,12 @@ func Args(spec vmm.Spec, accel Accel) []string {
 		args = append(args,
 			"-netdev", "stream,id=net0,server=off,addr.type=unix,addr.path="+spec.NetSocket,
 			"-device", "virtio-net-device,netdev=net0,mac="+GuestMAC)
+	} else if spec.NetTap != "" {
+		// The TAP device package tapns made in QEMU's own network
+		// namespace: the path Firecracker takes, through the same stack.
+		args = append(args,
+			"-netdev", "tap,id=net0,ifname="+spec.NetTap+",script=no,downscript=no",
+			"-device", "virtio-net-device,netdev=net0,mac="+GuestMAC)
 	}
 	args = append(args,
 		"-device", "virtio-rng-device",
@@ -292,7 +299,19 @@ func (b *Backend) Start(ctx context.Context, spec vmm.Spec) (_ vmm.Machine, err 
 	if b.opts.KillWithParent {
 		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 	}
-	if err := cmd.Start(); err != nil {
+	var tap *tapns.Link
+	if spec.NetTap != "" {
+		if tap, err = tapns.Wrap(cmd); err != nil {
+			ours.Close()
+			return nil, err
+		}
+		defer tap.Close()
+	}
+	err = cmd.Start()
+	if tap != nil {
+		tap.Started()
+	}
+	if err != nil {
 		ours.Close()
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
@@ -309,6 +328,17 @@ func (b *Backend) Start(ctx context.Context, spec vmm.Spec) (_ vmm.Machine, err 
 			err = errors.Join(err, m.Kill())
 		}
 	}()
+	if tap != nil {
+		sock, err := tap.Recv(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if spec.NetAttach == nil {
+			sock.Close()
+		} else {
+			spec.NetAttach(sock)
+		}
+	}
 	if spec.Restore != nil {
 		// The guest resumes in the session it was saved with: load its
 		// devices, run it, and resync the agent channel.
