@@ -29,7 +29,12 @@ func config() *yamux.Config {
 	c := yamux.DefaultConfig()
 	c.EnableKeepAlive = false // a paused or slow (TCG) guest must not be declared dead
 	c.ConnectionWriteTimeout = 5 * time.Minute
-	c.StreamOpenTimeout = 30 * time.Second
+	// No open timeout: yamux closes the whole session (every stream, for
+	// good) when one stream's open is not acknowledged in time, and a guest
+	// starved of CPU (20 guests running 100 commands each under software
+	// emulation on two cores) can take minutes to acknowledge. Callers
+	// bound their own waits with contexts and deadlines.
+	c.StreamOpenTimeout = 0
 	c.MaxStreamWindowSize = 1 << 20
 	c.LogOutput = io.Discard
 	return c
