@@ -35,10 +35,7 @@ func Check(ctx context.Context, qemuBinary string) (status, detail, fix string) 
 	}
 	tap := "a TAP device in a network namespace of the VMM's own"
 	if err := tapns.Check(); err != nil {
-		return "warn", fmt.Sprintf("guest network available on qemu (stream netdev, upstream DNS %s from %s); not on firecracker: %v", up, src, err), "run hearth as root, or allow unprivileged user namespaces, for networks on firecracker"
-	}
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		return "warn", fmt.Sprintf("guest network available on qemu (stream netdev, upstream DNS %s from %s); not on firecracker: /dev/net/tun is missing", up, src), "modprobe tun, for networks on firecracker"
+		return "warn", fmt.Sprintf("guest network available on qemu (stream netdev, upstream DNS %s from %s); not on firecracker: %v", up, src, err), "run hearth as root, or allow unprivileged user namespaces and /dev/net/tun, for networks on firecracker"
 	}
 	return "ok", fmt.Sprintf("guest network available (user-space stack, upstream DNS %s from %s): qemu through its stream netdev, firecracker through %s", up, src, tap), ""
 }

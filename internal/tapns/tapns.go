@@ -189,6 +189,9 @@ func setup(tap string) (int, error) {
 		os.WriteFile(p, []byte("1"), 0) // absent without IPv6: nothing to turn off
 	}
 	tfd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
+		return -1, fmt.Errorf("open /dev/net/tun: %w (as a user other than root it must be readable and writable by that user: mode 0666, as most systems have it)", err)
+	}
 	if err != nil {
 		return -1, fmt.Errorf("open /dev/net/tun: %w (load the tun module: modprobe tun)", err)
 	}
@@ -251,11 +254,17 @@ func htons(v uint16) uint16 {
 	return uint16(b[0])<<8 | uint16(b[1])
 }
 
-// Check says whether this process can make the namespace: root, or
-// unprivileged user namespaces.
+// Check says whether this process can make the namespace and its TAP:
+// root, or unprivileged user namespaces and a /dev/net/tun it may open.
 func Check() error {
+	if _, err := os.Stat("/dev/net/tun"); err != nil {
+		return fmt.Errorf("/dev/net/tun: %w (load the tun module: modprobe tun)", err)
+	}
 	if os.Geteuid() == 0 {
 		return nil
+	}
+	if err := unix.Access("/dev/net/tun", unix.R_OK|unix.W_OK); err != nil {
+		return fmt.Errorf("/dev/net/tun is not readable and writable by this user (%w): run as root or make it mode 0666", err)
 	}
 	if b, err := os.ReadFile("/proc/sys/kernel/unprivileged_userns_clone"); err == nil && strings.TrimSpace(string(b)) == "0" {
 		return errors.New("unprivileged user namespaces are off (kernel.unprivileged_userns_clone=0): run as root or set it to 1")

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // A fake Firecracker API, used in process (newFakeAPI) and as a fake
@@ -68,6 +70,14 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "GET /":
 		json.NewEncoder(w).Encode(InstanceInfo{ID: f.id, State: "Not started", VMMVersion: fakeVersion, AppName: "Firecracker"})
 		return
+	case "PUT /network-interfaces/eth0":
+		var n NetworkInterface
+		json.Unmarshal(body, &n)
+		if err := fakeTap(filepath.Dir(f.vsockDir()), n.HostDevName); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			json.NewEncoder(w).Encode(map[string]string{"fault_message": err.Error()})
+			return
+		}
 	case "PUT /vsock":
 		var v Vsock
 		json.Unmarshal(body, &v)
@@ -196,4 +206,59 @@ func runFakeFirecracker(args []string) int {
 	srv.Close() // the SendCtrlAltDel answer was flushed before stop closed
 	fmt.Println("fake firecracker: guest reset, exiting")
 	return 0
+}
+
+// vsockDir is the VM directory's vsock socket path (PUT /vsock comes first).
+func (f *fakeAPI) vsockDir() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.vsockUDS
+}
+
+// fakeTap does what Firecracker does with a NIC's host_dev_name: it opens
+// the TAP by name (IFF_TAP|IFF_NO_PI|IFF_VNET_HDR). Then, playing the guest,
+// it sends one frame ("hello-from-guest", behind the 10-byte virtio-net
+// header) and appends the payload of every frame it receives to
+// DIR/fake.tapin. It records its namespace and interfaces in DIR/fake.netns.
+func fakeTap(dir, name string) error {
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return err
+	}
+	ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI | unix.IFF_VNET_HDR)
+	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		return fmt.Errorf("open tap %s: %w", name, err)
+	}
+	ns, _ := os.Readlink("/proc/self/ns/net")
+	var names []string
+	ifs, _ := net.Interfaces()
+	for _, i := range ifs {
+		names = append(names, i.Name)
+	}
+	os.WriteFile(filepath.Join(dir, "fake.netns"), []byte(ns+"\n"+strings.Join(names, ",")), 0o600)
+	frame := make([]byte, 10, 100)
+	frame = append(frame, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x52, 0x54, 0x00, 0x12, 0x34, 0x56, 0x88, 0xb5)
+	frame = append(frame, "hello-from-guest"...)
+	if _, err := unix.Write(fd, frame); err != nil {
+		return fmt.Errorf("write to tap: %w", err)
+	}
+	go func() {
+		buf := make([]byte, 65536)
+		for {
+			n, err := unix.Read(fd, buf)
+			if err != nil {
+				return
+			}
+			if n > 10+14 {
+				out, _ := os.OpenFile(filepath.Join(dir, "fake.tapin"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+				out.Write(append(buf[10+14:n:n], '\n'))
+				out.Close()
+			}
+		}
+	}()
+	return nil
 }

@@ -15,10 +15,12 @@ import (
 	"time"
 
 	"github.com/hearthvm/hearth/internal/errdefs"
+	"github.com/hearthvm/hearth/internal/tapns"
 	"github.com/hearthvm/hearth/internal/vmm"
 )
 
 func TestMain(m *testing.M) {
+	tapns.Child() // the fake firecracker, started in its own network namespace
 	if os.Getenv(fakeEnv) == "1" {
 		os.Exit(runFakeFirecracker(os.Args[1:]))
 	}
@@ -388,5 +390,95 @@ func TestBootArgs(t *testing.T) {
 	}
 	if BootArgs(vmm.Spec{}) != "console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.dumbkbd" {
 		t.Error("BootArgs without extra args")
+	}
+}
+
+// TestStartNetworkTAP runs the guest network's Firecracker path with the
+// fake firecracker: it starts in a network namespace of its own whose only
+// devices are lo and the TAP, is told the TAP's name, opens it as Firecracker
+// does, and frames cross both ways between it and the packet socket the
+// supervisor's stack is given.
+func TestStartNetworkTAP(t *testing.T) {
+	if err := tapns.Check(); err != nil {
+		t.Skipf("no network namespace here: %v", err)
+	}
+	b, record := fakeBackend(t, "")
+	spec := bootableSpec(t)
+	spec.NetTap = TapName
+	socks := make(chan *os.File, 1)
+	spec.NetAttach = func(f *os.File) { socks <- f }
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	vm, err := b.Start(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Kill()
+	var sock *os.File
+	select {
+	case sock = <-socks:
+	default:
+		t.Fatal("Start returned without handing over the packet socket")
+	}
+	defer sock.Close()
+
+	var seq []string
+	for _, r := range readRecord(t, record) {
+		if r.Method == "GET" {
+			continue
+		}
+		seq = append(seq, r.Method+" "+r.Path)
+		if r.Path == "/network-interfaces/eth0" {
+			checkGolden(t, "network-interface.json", r.Body, spec.Dir)
+		}
+	}
+	if want := []string{"PUT /machine-config", "PUT /boot-source", "PUT /drives/rootfs", "PUT /drives/data", "PUT /vsock", "PUT /network-interfaces/eth0", "PUT /actions"}; !slices.Equal(seq, want) {
+		t.Errorf("requests %q, want %q", seq, want)
+	}
+	ns, err := os.ReadFile(filepath.Join(spec.Dir, "fake.netns"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, _ := os.Readlink("/proc/self/ns/net")
+	nsName, ifaces, _ := strings.Cut(string(ns), "\n")
+	if nsName == self || nsName == "" {
+		t.Errorf("firecracker runs in the host's network namespace (%s)", self)
+	}
+	if ifaces != "lo,"+TapName {
+		t.Errorf("interfaces in firecracker's namespace: %q, want lo and %s only", ifaces, TapName)
+	}
+
+	// The guest's frame reaches the stack's side.
+	sock.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 2048)
+	for {
+		n, err := sock.Read(buf)
+		if err != nil {
+			t.Fatalf("read the guest's frame from the packet socket: %v", err)
+		}
+		if n >= 14 && string(buf[14:n]) == "hello-from-guest" {
+			break
+		}
+	}
+	// And the stack's frame reaches the guest.
+	frame := append([]byte{0x52, 0x54, 0x00, 0x12, 0x34, 0x56, 0x52, 0x54, 0x00, 0x12, 0x35, 0x02, 0x88, 0xb5}, "hello-from-host"...)
+	if _, err := sock.Write(frame); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, _ := os.ReadFile(filepath.Join(spec.Dir, "fake.tapin"))
+		if strings.Contains(string(got), "hello-from-host") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the frame written to the packet socket never reached firecracker's TAP (got %q)", got)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	pid := vm.PID()
+	vm.Kill()
+	if !processGone(pid) {
+		t.Errorf("pid %d still exists", pid)
 	}
 }

@@ -4,14 +4,23 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/hearthvm/hearth/internal/guest"
 	"github.com/hearthvm/hearth/internal/guestproto"
+	"github.com/hearthvm/hearth/internal/netpolicy"
+	"github.com/hearthvm/hearth/internal/netstack"
 	"github.com/hearthvm/hearth/internal/serialmux"
+	"github.com/hearthvm/hearth/internal/tapns"
 	"github.com/hearthvm/hearth/internal/vmm"
 )
 
@@ -217,5 +226,61 @@ func helloOver(ctx context.Context, sock string) (*guestproto.Hello, error) {
 			return nil, resp.Error
 		}
 		return resp.Hello, nil
+	}
+}
+
+// TestSmokeNetwork boots Firecracker with the guest network: its TAP in a
+// network namespace of its own (package tapns), the frames pumped into the
+// user-space stack, whose policy lets the guest reach one host loopback
+// port through the gateway. It skips where TestSmokeBoot does.
+func TestSmokeNetwork(t *testing.T) {
+	b, image, ctx, cancel := smokePrereqs(t)
+	defer cancel()
+	if err := tapns.Check(); err != nil {
+		t.Fatalf("a network namespace cannot be made here: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "fc-net") })}
+	go srv.Serve(ln)
+	defer srv.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+
+	dir, err := os.MkdirTemp("", "hfc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	pf := filepath.Join(dir, "network.json")
+	if err := netpolicy.Save(pf, &netpolicy.Policy{Mode: netpolicy.ModeEgress, AllowHost: []int{port}}); err != nil {
+		t.Fatal(err)
+	}
+	ns, err := netstack.New(netstack.Config{PolicyFile: pf, LogFile: filepath.Join(dir, "network.log"), Upstream: "127.0.0.1:9"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	spec := vmm.Spec{ID: "net", Dir: dir, Kernel: image["HEARTH_TEST_KERNEL"], Initrd: image["HEARTH_TEST_INITRD"],
+		RootFS: image["HEARTH_TEST_ROOTFS"], CPUs: 1, MemoryMiB: 256, ConsoleLog: filepath.Join(dir, "console.log"),
+		KernelArgs: []string{netstack.KernelArg()}, NetTap: TapName,
+		NetAttach: func(sock *os.File) { go ns.ServePackets(ctx, sock) }}
+	vm, err := b.Start(ctx, spec)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	defer vm.Kill()
+	if _, err := helloOver(ctx, vm.AgentSocket()); err != nil {
+		t.Fatalf("hello: %v", err)
+	}
+	var out strings.Builder
+	c := &guest.Client{Socket: vm.AgentSocket()}
+	res, err := c.Exec(ctx, &guestproto.ExecRequest{Argv: []string{"curl", "-sS", "--max-time", "20", fmt.Sprintf("http://10.0.2.2:%d/", port)}}, guest.ExecIO{Stdout: &out, Stderr: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ExitCode != 0 || out.String() != "fc-net" {
+		t.Fatalf("curl through the TAP: exit %d, %q", res.ExitCode, out.String())
 	}
 }
