@@ -16,6 +16,7 @@ import (
 	"github.com/hearthvm/hearth/internal/errdefs"
 	"github.com/hearthvm/hearth/internal/guest"
 	"github.com/hearthvm/hearth/internal/guestproto"
+	"github.com/hearthvm/hearth/internal/secrets"
 	"github.com/hearthvm/hearth/internal/supervisor"
 )
 
@@ -134,17 +135,20 @@ func checkSpec(spec *guestproto.ServiceSpec) error {
 	return nil
 }
 
-func apiService(in *guestproto.ServiceInfo) api.Service {
+// apiService converts the agent's view of a service. Text the service's
+// own output can reach (the exit tail, messages, probe details) goes
+// through red: secret values come out as [REDACTED:NAME], as in its logs.
+func apiService(red *secrets.Redactor, in *guestproto.ServiceInfo) api.Service {
 	s := api.Service{
 		Name: in.Name, State: in.State, PID: in.PID, Restarts: in.Restarts,
-		StartedAt: in.StartedAt, ReadyAt: in.ReadyAt, NextStartAt: in.NextStartAt, Message: in.Message,
+		StartedAt: in.StartedAt, ReadyAt: in.ReadyAt, NextStartAt: in.NextStartAt, Message: red.String(in.Message),
 	}
 	specFields(&s, &in.Spec)
 	for _, p := range in.Probes {
-		s.Probes = append(s.Probes, api.ServiceProbe{Probe: p.Probe, OK: p.OK, Passing: p.Passing, Failures: p.Failures, Checks: p.Checks, CheckedAt: p.CheckedAt, Detail: p.Detail})
+		s.Probes = append(s.Probes, api.ServiceProbe{Probe: p.Probe, OK: p.OK, Passing: p.Passing, Failures: p.Failures, Checks: p.Checks, CheckedAt: p.CheckedAt, Detail: red.String(p.Detail)})
 	}
 	if e := in.LastExit; e != nil {
-		s.LastExit = &api.ServiceExit{ExitCode: e.ExitCode, Signal: e.Signal, At: e.At, Tail: e.Tail, Message: e.Message}
+		s.LastExit = &api.ServiceExit{ExitCode: e.ExitCode, Signal: e.Signal, At: e.At, Tail: red.String(e.Tail), Message: red.String(e.Message)}
 	}
 	return s
 }
@@ -167,14 +171,14 @@ func stoppedService(spec *guestproto.ServiceSpec, wsState api.State) api.Service
 	return s
 }
 
-func apiWait(w *guestproto.ServiceWaitResult) *api.ServiceWait {
-	out := &api.ServiceWait{Result: w.Result, Service: apiService(&w.Service), Tail: w.Tail}
+func apiWait(red *secrets.Redactor, w *guestproto.ServiceWaitResult) *api.ServiceWait {
+	out := &api.ServiceWait{Result: w.Result, Service: apiService(red, &w.Service), Tail: red.String(w.Tail)}
 	if w.Result == guestproto.WaitExited || w.Result == guestproto.WaitStopped {
 		if e := w.Service.LastExit; e != nil {
 			code := e.ExitCode
 			out.ExitCode, out.Signal = &code, e.Signal
 			if out.Tail == "" {
-				out.Tail = e.Tail
+				out.Tail = red.String(e.Tail)
 			}
 		}
 	}
@@ -282,9 +286,9 @@ func (m *Manager) ServiceStart(ctx context.Context, ref string, o ServiceStartOp
 		undoPorts()
 		return nil, fmt.Errorf("record service %s: %w", o.Name, err)
 	}
-	res.Service = apiService(in)
+	res.Service = apiService(m.redactor(rec), in)
 	if o.Wait {
-		w, err := m.serviceWait(ctx, c, o.Name, o.WaitTimeout)
+		w, err := m.serviceWait(ctx, m.redactor(rec), c, o.Name, o.WaitTimeout)
 		if err != nil {
 			return res, err
 		}
@@ -320,7 +324,7 @@ func (m *Manager) serviceCall(ctx context.Context, ref, op string) (*record, *gu
 	return rec, c, release, nil
 }
 
-func (m *Manager) serviceWait(ctx context.Context, c *guest.Client, name string, timeout time.Duration) (*api.ServiceWait, error) {
+func (m *Manager) serviceWait(ctx context.Context, red *secrets.Redactor, c *guest.Client, name string, timeout time.Duration) (*api.ServiceWait, error) {
 	if timeout <= 0 {
 		timeout = DefaultServiceWait
 	}
@@ -332,7 +336,7 @@ func (m *Manager) serviceWait(ctx context.Context, c *guest.Client, name string,
 	if err != nil {
 		return nil, err
 	}
-	return apiWait(w), nil
+	return apiWait(red, w), nil
 }
 
 // ServiceWait waits up to timeout (default DefaultServiceWait) for a
@@ -341,11 +345,11 @@ func (m *Manager) ServiceWait(ctx context.Context, ref, name string, timeout tim
 	if timeout < 0 {
 		return nil, fmt.Errorf("wait timeout %s is negative: %w", timeout, errdefs.ErrInvalidArgument)
 	}
-	_, c, err := m.serviceClient(ref)
+	rec, c, err := m.serviceClient(ref)
 	if err != nil {
 		return nil, err
 	}
-	return m.serviceWait(ctx, c, name, timeout)
+	return m.serviceWait(ctx, m.redactor(rec), c, name, timeout)
 }
 
 // ServiceList returns a workspace's services, sorted by name. A stopped
@@ -377,14 +381,14 @@ func (m *Manager) ServiceList(ctx context.Context, ref string) ([]api.Service, e
 	out := make([]api.Service, 0, max(len(specs), len(live)))
 	for i := range specs {
 		if in, ok := live[specs[i].Name]; ok {
-			out = append(out, apiService(in))
+			out = append(out, apiService(m.redactor(rec), in))
 			delete(live, specs[i].Name)
 			continue
 		}
 		out = append(out, stoppedService(&specs[i], vs.state))
 	}
 	for _, in := range live { // registered in the guest but not recorded (should not happen)
-		out = append(out, apiService(in))
+		out = append(out, apiService(m.redactor(rec), in))
 	}
 	slices.SortFunc(out, func(a, b api.Service) int {
 		switch {
@@ -417,7 +421,7 @@ func (m *Manager) ServiceShow(ctx context.Context, ref, name string) (*api.Servi
 		}
 		in, err := c.ServiceShow(ctx, name)
 		if err == nil {
-			s := apiService(in)
+			s := apiService(m.redactor(rec), in)
 			return &s, nil
 		}
 		if !errors.Is(err, errdefs.ErrNotFound) || i < 0 {
@@ -486,7 +490,7 @@ func (m *Manager) ServiceStop(ctx context.Context, ref, name string, o ServiceSt
 		if err != nil {
 			return nil, m.noService(rec, name, err)
 		}
-		out = apiService(in)
+		out = apiService(m.redactor(rec), in)
 	} else {
 		if i < 0 {
 			return nil, m.noService(rec, name, nil)
@@ -520,7 +524,7 @@ func (m *Manager) ServiceRestart(ctx context.Context, ref, name string) (*api.Se
 	}); err != nil {
 		return nil, err
 	}
-	out := apiService(in)
+	out := apiService(m.redactor(rec), in)
 	return &out, nil
 }
 
@@ -549,7 +553,7 @@ func (m *Manager) ServiceRemove(ctx context.Context, ref, name string) (*api.Ser
 		release()
 		switch {
 		case err == nil:
-			s := apiService(in)
+			s := apiService(m.redactor(rec), in)
 			out = &s
 		case errors.Is(err, errdefs.ErrNotFound) && i >= 0:
 		default:

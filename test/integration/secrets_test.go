@@ -301,6 +301,31 @@ func TestSecrets(t *testing.T) {
 			t.Fatalf("service logs: %q", out.String())
 		}
 		ws.ServiceRemove(ctx, "leaky")
+
+		// One that prints it and exits: the exit tail in wait and show.
+		script = "cat /run/secrets/" + fileName + "; echo; exit 3"
+		if _, err := ws.ServiceStart(ctx, "quitter", hearth.ServiceStartOptions{Argv: []string{"sh", "-c", script}, Ready: []string{"log:never printed"}}); err != nil {
+			t.Fatal(err)
+		}
+		defer ws.ServiceRemove(ctx, "quitter")
+		w, err := ws.ServiceWait(ctx, "quitter", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(w)
+		noValue("service wait", string(b))
+		if w.Result != "exited" || !strings.Contains(w.Tail, "[REDACTED:"+fileName+"]") {
+			t.Fatalf("service wait: %s", b)
+		}
+		sv, err := ws.ServiceShow(ctx, "quitter")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ = json.Marshal(sv)
+		noValue("service show", string(b))
+		if sv.LastExit == nil || !strings.Contains(sv.LastExit.Tail, "[REDACTED:"+fileName+"]") {
+			t.Fatalf("service show: %s", b)
+		}
 	})
 
 	t.Run("mcp", func(t *testing.T) {
