@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -274,5 +275,74 @@ func TestNetworkTAP(t *testing.T) {
 	}
 	if r := curl(fmt.Sprintf("http://allowed.test:%d/", allowedPort)); r.ExitCode != 0 || r.Stdout != "allowed-server" {
 		t.Fatalf("allowed.test after restart: %+v", r)
+	}
+}
+
+// TestNetworkRealInstall is the one test that leaves the machine: a
+// workspace whose egress allows only the image's own package mirror (read
+// from the guest's apt sources, never written down here) installs jq with
+// apt-get and runs it; a name outside the allow-list stays unresolved. It
+// uses the host's own resolver.
+func TestNetworkRealInstall(t *testing.T) {
+	t.Setenv("HEARTH_NET_DNS", "")
+	c := sdk(t)
+	ctx := context.Background()
+	ws := newWorkspace(t, c, hearth.CreateOptions{Name: "apt-" + fmt.Sprint(time.Now().UnixNano()%100000),
+		Network: &hearth.NetworkPolicy{Mode: "egress"}})
+	r := sh(t, ws, `cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null; grep -h '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null; true`)
+	hosts := map[string]bool{}
+	for _, f := range strings.Fields(r.Stdout) {
+		if rest, ok := strings.CutPrefix(f, "http://"); ok {
+			hosts[strings.SplitN(rest, "/", 2)[0]] = true
+		} else if rest, ok := strings.CutPrefix(f, "https://"); ok {
+			hosts[strings.SplitN(rest, "/", 2)[0]] = true
+		}
+	}
+	if len(hosts) == 0 {
+		t.Fatalf("no package mirror in the guest's apt sources: %q", r.Stdout)
+	}
+	var rules []hearth.NetworkRule
+	for h := range hosts {
+		// The host must reach it itself, or there is nothing to test.
+		hostOnly, port, err := net.SplitHostPort(h)
+		if err != nil {
+			hostOnly, port = h, "80"
+		}
+		conn, err := net.DialTimeout("tcp", net.JoinHostPort(hostOnly, port), 10*time.Second)
+		if err != nil {
+			t.Skipf("this machine cannot reach the image's package mirror itself (%v)", err)
+		}
+		conn.Close()
+		rules = append(rules, hearth.NetworkRule{Action: "allow", Match: hostOnly})
+	}
+	if info, err := ws.NetworkSet(ctx, hearth.NetworkPolicy{Mode: "egress", Rules: rules}); err != nil || !info.Applied {
+		t.Fatalf("allow the mirror: %+v %v", info, err)
+	}
+	res, err := ws.Exec(ctx, hearth.ExecOptions{Argv: []string{"sh", "-c",
+		`apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null && echo '{"a":41}' | jq '.a+1'`},
+		Capture: true, Timeout: 15 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ExitCode != 0 || strings.TrimSpace(res.Stdout) != "42" {
+		t.Fatalf("apt-get install jq through the allow-list: exit %d, stdout %q, stderr %q", res.ExitCode, res.Stdout, res.Stderr)
+	}
+	// Anything else stays blocked: not resolved, logged as denied.
+	if r := sh(t, ws, "getent hosts not-the-mirror.test || curl -sS --max-time 5 http://not-the-mirror.test/"); r.ExitCode == 0 {
+		t.Fatalf("a name outside the allow-list resolved or connected: %+v", r)
+	}
+	evs, err := ws.NetworkLog(ctx, 0, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var denied bool
+	for _, e := range evs {
+		denied = denied || e.Dest == "not-the-mirror.test" && e.Action == "denied"
+		if e.Action == "allowed" && e.Kind == "tcp" && !hosts[e.Name] && !slices.ContainsFunc(rules, func(r hearth.NetworkRule) bool { return r.Match == e.Name }) {
+			t.Errorf("a connection outside the mirror was allowed: %+v", e)
+		}
+	}
+	if !denied {
+		t.Errorf("the network log does not record the denied name")
 	}
 }
