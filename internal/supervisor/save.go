@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hearthvm/hearth/internal/atomicfile"
 	"github.com/hearthvm/hearth/internal/errdefs"
 	"github.com/hearthvm/hearth/internal/sparse"
 	"github.com/hearthvm/hearth/internal/vmm"
@@ -30,7 +31,16 @@ const SaveSocket = "snap.sock"
 const (
 	StateFile  = "state"      // the VMM's device state
 	MemoryFile = "memory.ram" // the guest's RAM (sparse)
+	// SavedFile (a Saved) is written last by a save that stops the VM,
+	// so that a suspend whose caller died mid-way can still be resumed.
+	SavedFile = "saved.json"
 )
+
+// Saved records a finished save that stopped the VM.
+type Saved struct {
+	At     time.Time  `json:"at"`
+	Compat vmm.Compat `json:"compat"`
+}
 
 // saveTimeout bounds one save.
 const saveTimeout = 10 * time.Minute
@@ -164,6 +174,11 @@ func (s *saver) save(ctx context.Context, req *SaveRequest) (_ *SaveResponse, er
 		}
 	}
 	if req.Stop {
+		// The save is whole: say so in its directory, for a caller that
+		// is gone by now (the next start resumes from it).
+		if err := atomicfile.WriteJSON(filepath.Join(req.Dir, SavedFile), Saved{At: time.Now().UTC(), Compat: compat}, 0o600); err != nil {
+			return nil, err
+		}
 		// The guest never runs again here: end the VMM.
 		if s.onStop != nil {
 			s.onStop()

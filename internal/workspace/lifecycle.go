@@ -533,9 +533,9 @@ func (m *Manager) Start(ctx context.Context, ref string) (*api.Workspace, error)
 	}
 	m.forceStop(rec.ID) // clear any half-dead remains (a VMM of an old supervisor, stale sockets)
 	// A suspend whose caller was killed before it finished leaves a
-	// temporary directory and no record: the disk (flushed as the VM
-	// paused) boots.
-	os.RemoveAll(m.suspendDir(rec.ID) + ".tmp")
+	// temporary directory: whole (the supervisor finished the save), it
+	// is resumed; otherwise the disk (flushed as the VM paused) boots.
+	m.adoptSuspend(rec)
 	if sm := m.suspended(rec.ID); sm != nil {
 		// Suspended: resume its processes instead of booting.
 		if err := m.resume(ctx, rec, sm); err != nil {

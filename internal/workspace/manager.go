@@ -295,6 +295,9 @@ func (m *Manager) info(r *record) *api.Workspace {
 		if sm := m.suspended(r.ID); sm != nil {
 			t := sm.SuspendedAt
 			w.Suspended, w.SuspendedAt = true, &t
+		} else if sv := m.unadoptedSuspend(r.ID); sv != nil {
+			// Its caller died after the save: the next start resumes it.
+			w.Suspended, w.SuspendedAt = true, &sv.At
 		}
 	}
 	if vs.state == api.StateRunning {

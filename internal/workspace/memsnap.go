@@ -394,6 +394,46 @@ func (m *Manager) suspend(ctx context.Context, rec *record) error {
 	return nil
 }
 
+// unadoptedSuspend returns the record of a whole save in the temporary
+// directory of a suspend whose caller died (nil: none).
+func (m *Manager) unadoptedSuspend(id string) *supervisor.Saved {
+	var saved supervisor.Saved
+	if err := readJSON(filepath.Join(m.suspendDir(id)+".tmp", supervisor.SavedFile), &saved); err != nil {
+		return nil
+	}
+	return &saved
+}
+
+// adoptSuspend finishes a suspend whose caller died after the supervisor
+// had saved the VM (its directory holds supervisor.SavedFile), and removes
+// any other leftover of one. The caller holds rec's lifecycle lock.
+func (m *Manager) adoptSuspend(rec *record) {
+	tmp := m.suspendDir(rec.ID) + ".tmp"
+	saved := m.unadoptedSuspend(rec.ID)
+	if saved == nil {
+		os.RemoveAll(tmp)
+		return
+	}
+	for _, f := range []string{supervisor.StateFile, supervisor.MemoryFile} {
+		if _, err := os.Stat(filepath.Join(tmp, f)); err != nil {
+			os.RemoveAll(tmp)
+			return
+		}
+	}
+	meta := suspendMeta{SuspendedAt: saved.At, Restore: m.restoreOf(rec, saved.Compat)}
+	if err := atomicfile.WriteJSON(filepath.Join(tmp, "suspend.json"), meta, 0o600); err != nil {
+		os.RemoveAll(tmp)
+		return
+	}
+	os.RemoveAll(m.suspendDir(rec.ID))
+	if err := os.Rename(tmp, m.suspendDir(rec.ID)); err != nil {
+		os.RemoveAll(tmp)
+		return
+	}
+	syncDir(m.dir(rec.ID))
+	m.log.Info("workspace suspend finished for a caller that was gone", "workspace", rec.ID, "saved_at", saved.At)
+}
+
 // resume starts a suspended workspace from its saved memory. A resume
 // that fails discards the saved memory (the next start boots from the
 // disk, which is as the guest left it).

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hearthvm/hearth"
 	"github.com/hearthvm/hearth/api"
+	"github.com/hearthvm/hearth/internal/supervisor"
 )
 
 // memForkCount is how many forks TestMemorySnapshotForks starts at once
@@ -308,5 +309,58 @@ func TestResetServices(t *testing.T) {
 		return err == nil && s.PID > 0
 	}) {
 		t.Fatal("the service did not start again after the reset")
+	}
+}
+
+// TestSuspendCallerKilled: a suspend whose caller dies after the supervisor
+// took the save (kill -9 of `stop --suspend`) still suspends: the
+// supervisor finishes the save and ends the VM, and the next start resumes
+// it. The dead caller is played by asking the supervisor for the save
+// directly, as the CLI does, and never finishing its part.
+func TestSuspendCallerKilled(t *testing.T) {
+	c := sdk(t)
+	ctx := context.Background()
+	ws := newWorkspace(t, c, hearth.CreateOptions{Name: uniq("susk")})
+	pid := startCounter(t, ws)
+	boot := out(t, ws, "cat /proc/sys/kernel/random/boot_id")
+	vmm := vmStatus(t, ws.Info.ID).VMMPID
+	tmp := filepath.Join(wsDir(ws.Info.ID), "suspend.tmp")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := supervisor.Save(ctx, filepath.Join(wsDir(ws.Info.ID), "run"), &supervisor.SaveRequest{Dir: tmp, Stop: true}); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, vmm)
+	if w, err := ws.Show(ctx); err != nil || w.State != api.StateStopped || !w.Suspended {
+		t.Fatalf("after the supervisor finished the suspend: %+v %v", w, err)
+	}
+	if _, err := ws.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := out(t, ws, "cat /proc/sys/kernel/random/boot_id"); got != boot {
+		t.Fatalf("boot id %s, want %s: the start booted instead of resuming the save the supervisor finished", got, boot)
+	}
+	counterRuns(t, ws, pid)
+	if _, err := os.Stat(tmp); !os.IsNotExist(err) {
+		t.Errorf("the suspend's temporary directory is still there: %v", err)
+	}
+
+	// A save that never finished (no saved.json) is dropped: the start boots.
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(tmp, supervisor.StateFile), []byte("half"), 0o600)
+	if _, err := ws.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ws.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := out(t, ws, "cat /proc/sys/kernel/random/boot_id"); got == boot {
+		t.Fatal("a half-made suspend was resumed")
+	}
+	if _, err := os.Stat(tmp); !os.IsNotExist(err) {
+		t.Errorf("the half-made suspend's directory is still there: %v", err)
 	}
 }

@@ -113,8 +113,12 @@ func (r *run) faults(ctx context.Context) {
 		{name: "export", args: func(i int) []string {
 			return []string{"workspace", "export", name, "/workspace/big", filepath.Join(dests, fmt.Sprintf("x%02d", i))}
 		}, after: func(ctx context.Context, i int, res cliResult, run *FaultRun, op *FaultOp) bool {
+			// An export of a file makes a directory holding it.
 			p := filepath.Join(dests, fmt.Sprintf("x%02d", i))
-			fi, err := os.Stat(p)
+			fi, err := os.Stat(filepath.Join(p, "big"))
+			if _, derr := os.Stat(p); os.IsNotExist(derr) {
+				err = derr
+			}
 			switch {
 			case os.IsNotExist(err):
 				run.Note = "destination absent"
@@ -137,28 +141,7 @@ func (r *run) faults(ctx context.Context) {
 		}},
 		{name: "snapshot", args: func(i int) []string {
 			return []string{"workspace", "snapshot", "create", name, fmt.Sprintf("s%02d", i)}
-		}, after: func(ctx context.Context, i int, res cliResult, run *FaultRun, op *FaultOp) bool {
-			l := cli(ctx, nil, "workspace", "snapshot", "list", name, "--json")
-			if l.Code != 0 {
-				run.Note = "snapshot list fails: " + l.msg()
-				return false
-			}
-			s := cli(ctx, nil, "workspace", "snapshot", "show", name, fmt.Sprintf("s%02d", i), "--json")
-			switch s.Code {
-			case 0:
-				run.Note = "snapshot made"
-				if rm := cli(ctx, nil, "workspace", "snapshot", "remove", name, fmt.Sprintf("s%02d", i)); rm.Code != 0 {
-					run.Note += "; remove fails: " + rm.msg()
-					return false
-				}
-			case 3:
-				run.Note = "no snapshot"
-			default:
-				run.Note = "snapshot show: " + s.msg()
-				return false
-			}
-			return true
-		}},
+		}, after: snapshotAfter(name, "s")},
 		{name: "reset", args: func(i int) []string {
 			return []string{"workspace", "reset", name, "--to", "known", "--force"}
 		}},
@@ -182,6 +165,14 @@ func (r *run) faults(ctx context.Context) {
 			}
 			return true
 		}},
+		// Memory: a snapshot with the VM's RAM and device state, and a
+		// suspend (the next start resumes it).
+		{name: "memory snapshot", args: func(i int) []string {
+			return []string{"workspace", "snapshot", "create", name, fmt.Sprintf("m%02d", i), "--memory"}
+		}, after: snapshotAfter(name, "m")},
+		{name: "suspend", args: func(i int) []string {
+			return []string{"workspace", "stop", name, "--suspend"}
+		}},
 	}
 	for _, o := range ops {
 		op := &FaultOp{Op: o.name, Outcomes: map[string]int{}}
@@ -196,6 +187,7 @@ func (r *run) faults(ctx context.Context) {
 		if o.after != nil {
 			o.after(ctx, 99, m, &FaultRun{}, &FaultOp{Outcomes: map[string]int{}})
 		}
+		r.recoverBase(ctx, name, known) // a suspend leaves it suspended
 		for i := range r.cfg.FaultRuns {
 			delay := time.Duration(r.rng.Int64N(int64(m.Took)))
 			res := killAfter(delay, o.args(i)...)
@@ -274,14 +266,30 @@ func sizeOf(fi os.FileInfo) int64 {
 // running) and checks the known files' bytes: it returns how many are
 // lost or changed, and whether exec works.
 func (r *run) recoverBase(ctx context.Context, name string, known map[string]string) (lost int, ok bool, note string) {
+	for attempt := 1; ; attempt++ {
+		lost, ok, n, settling := r.tryBase(ctx, name, known)
+		note = strings.TrimPrefix(note+"; "+n, "; ")
+		if ok || !settling || attempt == 2 {
+			return lost, ok, note
+		}
+		// The operation the kill cut short may still be finishing in the
+		// supervisor (a suspend ends the VM after its save): the exec lost
+		// the VM as it ended. Once more, from what it left.
+		note += "; the VM ended under the exec (the killed operation finished in the supervisor), once more"
+	}
+}
+
+// tryBase starts the base workspace if it is not running and reads the
+// known files; settling says the exec lost a VM that had been running.
+func (r *run) tryBase(ctx context.Context, name string, known map[string]string) (lost int, ok bool, note string, settling bool) {
 	w, res := show(ctx, name)
 	if w == nil {
-		return len(known), false, "base workspace: show fails: " + res.msg()
+		return len(known), false, "base workspace: show fails: " + res.msg(), false
 	}
 	if w.State != api.StateRunning {
 		note = "base was " + string(w.State)
 		if st := cli(ctx, nil, "workspace", "start", name); st.Code != 0 {
-			return len(known), false, note + "; start fails: " + st.msg()
+			return len(known), false, note + "; start fails: " + st.msg(), false
 		}
 		note += ", started"
 	}
@@ -302,12 +310,12 @@ func (r *run) recoverBase(ctx context.Context, name string, known map[string]str
 		}
 	}
 	if x.Code != 0 && len(got) == 0 {
-		return lost, false, strings.TrimPrefix(note+"; exec fails: "+x.msg(), "; ")
+		return lost, false, strings.TrimPrefix(note+"; exec fails: "+x.msg(), "; "), w.State == api.StateRunning
 	}
 	if lost > 0 {
 		note = strings.TrimPrefix(fmt.Sprintf("%s; %d known files lost or changed", note, lost), "; ")
 	}
-	return lost, true, note
+	return lost, true, note, false
 }
 
 // afterCreate: the killed create left no workspace, a usable one, or an
@@ -347,4 +355,32 @@ func (r *run) afterCreate(ctx context.Context, i int, res cliResult, run *FaultR
 		return false
 	}
 	return true
+}
+
+// snapshotAfter: the killed snapshot create left a whole snapshot (which is
+// then removed) or none, and the list still reads.
+func snapshotAfter(name, prefix string) func(ctx context.Context, i int, res cliResult, run *FaultRun, op *FaultOp) bool {
+	return func(ctx context.Context, i int, res cliResult, run *FaultRun, op *FaultOp) bool {
+		snap := fmt.Sprintf("%s%02d", prefix, i)
+		l := cli(ctx, nil, "workspace", "snapshot", "list", name, "--json")
+		if l.Code != 0 {
+			run.Note = "snapshot list fails: " + l.msg()
+			return false
+		}
+		s := cli(ctx, nil, "workspace", "snapshot", "show", name, snap, "--json")
+		switch s.Code {
+		case 0:
+			run.Note = "snapshot made"
+			if rm := cli(ctx, nil, "workspace", "snapshot", "remove", name, snap); rm.Code != 0 {
+				run.Note += "; remove fails: " + rm.msg()
+				return false
+			}
+		case 3:
+			run.Note = "no snapshot"
+		default:
+			run.Note = "snapshot show: " + s.msg()
+			return false
+		}
+		return true
+	}
 }
