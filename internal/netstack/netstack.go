@@ -219,15 +219,8 @@ func (n *Stack) Close() {
 // length, then the frame: QEMU's `-netdev stream`) and the stack until
 // conn or the stack closes.
 func (n *Stack) ServeFrames(ctx context.Context, conn io.ReadWriteCloser) error {
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := n.closeOnEnd(ctx, conn)
 	defer cancel()
-	go func() {
-		select {
-		case <-ctx.Done():
-		case <-n.ctx.Done():
-		}
-		conn.Close()
-	}()
 	n.link.setWriter(conn, false)
 	defer n.link.setWriter(nil, false)
 	var hdr [4]byte
@@ -275,15 +268,8 @@ func addrOf(a tcpip.Address) netip.Addr {
 // TAP device (package tapns: one frame per read and per write) and the stack
 // until the socket or the stack closes. It takes ownership of sock.
 func (n *Stack) ServePackets(ctx context.Context, sock *os.File) error {
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := n.closeOnEnd(ctx, sock)
 	defer cancel()
-	go func() {
-		select {
-		case <-ctx.Done():
-		case <-n.ctx.Done():
-		}
-		sock.Close()
-	}()
 	rc, err := sock.SyscallConn()
 	if err != nil {
 		return err
@@ -320,4 +306,18 @@ func (n *Stack) ServePackets(ctx context.Context, sock *os.File) error {
 		n.link.InjectInbound(0, pkt)
 		pkt.DecRef()
 	}
+}
+
+// closeOnEnd closes c when ctx, the returned context's cancel, or the stack
+// ends.
+func (n *Stack) closeOnEnd(ctx context.Context, c io.Closer) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-n.ctx.Done():
+		}
+		c.Close()
+	}()
+	return ctx, cancel
 }

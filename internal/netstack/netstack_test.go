@@ -430,23 +430,9 @@ func TestSharedAddressByName(t *testing.T) {
 		t.Skip("needs root: the test server listens on port 80 of a loopback address")
 	}
 	shared := netip.MustParseAddr("127.0.0.6")
-	ln, err := net.Listen("tcp", shared.String()+":80")
-	if err != nil {
-		t.Fatal(err)
+	if port := serve(t, shared.String()+":80", "cdn"); port != 80 {
+		t.Fatalf("listening on port %d", port)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.WriteString(c, "cdn")
-			}()
-		}
-	}()
 	dns := dnstest.Start(t, map[string]netip.Addr{"a.test": shared, "b.test": shared, "c.test": shared})
 	tests := []struct {
 		name  string

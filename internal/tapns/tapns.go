@@ -145,6 +145,21 @@ func (l *Link) Recv(ctx context.Context) (*os.File, error) {
 	return os.NewFile(uintptr(fds[0]), "tap-packet"), nil
 }
 
+// Attach waits (Recv) for the packet socket and hands it to attach, or
+// closes it when attach is nil.
+func (l *Link) Attach(ctx context.Context, attach func(*os.File)) error {
+	sock, err := l.Recv(ctx)
+	if err != nil {
+		return err
+	}
+	if attach == nil {
+		sock.Close()
+	} else {
+		attach(sock)
+	}
+	return nil
+}
+
 // Child runs the namespace side when this process was started by Wrap, and
 // then execs the VMM; it never returns in that case. Otherwise it returns at
 // once. Call it first thing in main.

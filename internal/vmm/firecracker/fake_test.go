@@ -42,6 +42,9 @@ type fakeAPI struct {
 	mu       sync.Mutex
 	reqs     []recorded
 	vsockUDS string
+	// openTap: open the NIC's TAP as Firecracker does (only the fake
+	// firecracker process, which runs in a network namespace of its own).
+	openTap bool
 }
 
 func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -71,6 +74,9 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(InstanceInfo{ID: f.id, State: "Not started", VMMVersion: fakeVersion, AppName: "Firecracker"})
 		return
 	case "PUT /network-interfaces/eth0":
+		if !f.openTap {
+			break
+		}
 		var n NetworkInterface
 		json.Unmarshal(body, &n)
 		if err := fakeTap(filepath.Dir(f.vsockDir()), n.HostDevName); err != nil {
@@ -160,7 +166,7 @@ func runFakeFirecracker(args []string) int {
 	os.WriteFile(filepath.Join(dir, "fake.pid"), fmt.Appendf(nil, "%d", os.Getpid()), 0o600)
 	os.WriteFile(filepath.Join(dir, "fake.args"), []byte(strings.Join(args, "\n")), 0o600)
 
-	f := &fakeAPI{id: id, faults: map[string]string{}}
+	f := &fakeAPI{id: id, faults: map[string]string{}, openTap: true}
 	if fault := os.Getenv(fakeFaultEnv); fault != "" {
 		k, v, _ := strings.Cut(fault, "=")
 		f.faults[k] = v

@@ -447,14 +447,8 @@ func (b *Backend) start(ctx context.Context, spec vmm.Spec) (*Machine, error) {
 		return nil, err
 	}
 	if tap != nil {
-		sock, err := tap.Recv(ctx)
-		if err != nil {
+		if err := tap.Attach(ctx, spec.NetAttach); err != nil {
 			return fail(m.withExit(err))
-		}
-		if spec.NetAttach == nil {
-			sock.Close()
-		} else {
-			spec.NetAttach(sock)
 		}
 	}
 	info, err := m.waitAPI(ctx, b.opts.ReadyTimeout)

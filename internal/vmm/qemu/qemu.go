@@ -329,14 +329,8 @@ func (b *Backend) Start(ctx context.Context, spec vmm.Spec) (_ vmm.Machine, err 
 		}
 	}()
 	if tap != nil {
-		sock, err := tap.Recv(ctx)
-		if err != nil {
+		if err := tap.Attach(ctx, spec.NetAttach); err != nil {
 			return nil, err
-		}
-		if spec.NetAttach == nil {
-			sock.Close()
-		} else {
-			spec.NetAttach(sock)
 		}
 	}
 	if spec.Restore != nil {
