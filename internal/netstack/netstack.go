@@ -78,6 +78,10 @@ type Config struct {
 	// to the hosts of its brokered secrets go through the egress proxy.
 	// Reload re-reads it too; a missing file means none.
 	Broker string `json:"broker,omitempty"`
+	// Link is "tap" when the guest's NIC is a TAP in the VMM's own network
+	// namespace (package tapns) on a backend that would otherwise use a
+	// stream socket; Firecracker always uses a TAP.
+	Link string `json:"link,omitempty"`
 }
 
 // Stack is one workspace's network stack.

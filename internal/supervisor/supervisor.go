@@ -364,7 +364,7 @@ func Run(ctx context.Context, dir string, ready io.WriteCloser, factory BackendF
 			return fail(err)
 		}
 		defer ns.Close()
-		if tapLink(backend.Name()) {
+		if tapLink(backend.Name(), cfg.Network.Link) {
 			// A TAP device in the VMM's own network namespace (package
 			// tapns): Firecracker's only way, QEMU's on request.
 			cfg.Spec.NetTap = tapns.Name
@@ -544,8 +544,8 @@ func MarkClean(dir string) error {
 
 // tapLink says whether the guest's NIC is a TAP device (package tapns)
 // rather than QEMU's stream socket: always on Firecracker, and on QEMU when
-// HEARTH_NET_LINK=tap (the Firecracker path, testable where Firecracker
-// cannot run).
-func tapLink(backend string) bool {
-	return backend == "firecracker" || os.Getenv("HEARTH_NET_LINK") == "tap"
+// the workspace was made with HEARTH_NET_LINK=tap (the Firecracker path,
+// testable where Firecracker cannot run).
+func tapLink(backend, link string) bool {
+	return backend == "firecracker" || link == "tap"
 }

@@ -244,6 +244,10 @@ func (m *Manager) Create(ctx context.Context, opts CreateOptions) (_ *api.Worksp
 	if opts.DiskSize < 64<<20 {
 		return nil, errdefs.Arg("disk_size", "%d bytes is too small: use at least 64M", opts.DiskSize)
 	}
+	netLink, err := netLinkFromEnv()
+	if err != nil {
+		return nil, err
+	}
 	if opts.Name != "" {
 		if err := ValidateName(opts.Name); err != nil {
 			return nil, err
@@ -323,7 +327,7 @@ func (m *Manager) Create(ctx context.Context, opts CreateOptions) (_ *api.Worksp
 	os.MkdirAll(m.logDir(id), 0o700)
 	rec := &record{ID: id, Name: opts.Name, Image: img.Name, Backend: backend.Name(), CreatedAt: time.Now().UTC(),
 		CPUs: opts.CPUs, MemoryMiB: opts.MemoryMiB, DiskSizeBytes: opts.DiskSize, Seed: opts.Seed, KernelVersion: img.KernelVersion,
-		Secrets: exposed, SecretEnvAll: opts.SecretEnvAll}
+		Secrets: exposed, SecretEnvAll: opts.SecretEnvAll, NetLink: netLink}
 	held, err := m.lockNew(rec, "create")
 	if err != nil {
 		unlock()
@@ -494,7 +498,7 @@ func (m *Manager) boot(ctx context.Context, rec *record, backendName string, res
 	}
 	st, err := supervisor.Launch(ctx, m.exe, run, supervisor.Config{
 		Backend: backendName, Spec: spec, BootTimeout: m.bootTimeout, CacheDir: home.Cache(m.root),
-		Network: m.networkConfig(rec.ID),
+		Network: m.networkConfig(rec),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start workspace %s: %w", rec.ID, err)

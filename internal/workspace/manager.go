@@ -156,6 +156,12 @@ type record struct {
 	// the host store) and SecretEnvAll whether every exec gets the env ones.
 	Secrets      []api.WorkspaceSecret `json:"secrets,omitempty"`
 	SecretEnvAll bool                  `json:"secret_env_all,omitempty"`
+	// NetLink is how the guest's NIC reaches the network stack: "" (QEMU's
+	// stream socket; Firecracker always has a TAP) or "tap" (a TAP in the
+	// VMM's own namespace: HEARTH_NET_LINK=tap at create). It is fixed at
+	// create, and forks inherit it, because a memory snapshot resumes only
+	// with the NIC it was saved with.
+	NetLink string `json:"net_link,omitempty"`
 }
 
 func (m *Manager) wsRoot() string              { return home.Workspaces(m.root) }

@@ -215,7 +215,7 @@ func (m *Manager) saveMemory(ctx context.Context, rec *record, vs vmState, dir s
 // restoreOf builds the restore record of a save.
 func (m *Manager) restoreOf(rec *record, c vmm.Compat) api.SnapshotRestore {
 	return api.SnapshotRestore{Backend: rec.Backend, Image: rec.Image, KernelVersion: rec.KernelVersion, DiskSizeBytes: rec.DiskSizeBytes,
-		VMMVersion: c.Version, Accel: c.Accel, CPUModel: c.CPUModel, CPUs: c.CPUs, MemoryMiB: c.MemoryMiB, NIC: m.networkConfig(rec.ID) != nil}
+		VMMVersion: c.Version, Accel: c.Accel, CPUModel: c.CPUModel, CPUs: c.CPUs, MemoryMiB: c.MemoryMiB, NIC: m.networkConfig(rec) != nil}
 }
 
 // takeMemorySnapshot records memory snapshot name of a running rec (the
@@ -335,7 +335,7 @@ func (m *Manager) checkRestorable(ctx context.Context, rec *record, what string,
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	if nic := m.networkConfig(rec.ID) != nil; nic != saved.NIC {
+	if nic := m.networkConfig(rec) != nil; nic != saved.NIC {
 		was, is := "none", "egress or open"
 		if saved.NIC {
 			was, is = is, was

@@ -60,12 +60,26 @@ func (m *Manager) saveNetwork(id string, p *netpolicy.Policy) error {
 
 // networkConfig is the supervisor's network config for a boot: nil when
 // the policy is mode none (the guest gets no NIC).
-func (m *Manager) networkConfig(id string) *netstack.Config {
+func (m *Manager) networkConfig(rec *record) *netstack.Config {
+	id := rec.ID
 	p, err := netpolicy.Load(m.networkPath(id))
 	if err != nil || !p.Enabled() {
 		return nil
 	}
-	return &netstack.Config{PolicyFile: m.networkPath(id), LogFile: m.networkLogPath(id), Broker: m.brokerPath(id)}
+	return &netstack.Config{PolicyFile: m.networkPath(id), LogFile: m.networkLogPath(id), Broker: m.brokerPath(id), Link: rec.NetLink}
+}
+
+// netLinkFromEnv reads HEARTH_NET_LINK for a create: "tap" gives a QEMU
+// guest the TAP path Firecracker takes (see record.NetLink).
+func netLinkFromEnv() (string, error) {
+	switch v := os.Getenv("HEARTH_NET_LINK"); v {
+	case "", "stream":
+		return "", nil
+	case "tap":
+		return "tap", nil
+	default:
+		return "", fmt.Errorf("HEARTH_NET_LINK=%q: want tap or stream (or leave it unset): %w", v, errdefs.ErrInvalidArgument)
+	}
 }
 
 // hasStack reports whether the workspace's running supervisor runs a

@@ -727,7 +727,7 @@ func (m *Manager) forkOne(ctx context.Context, parent *record, name, src, origin
 	os.MkdirAll(m.logDir(id), 0o700)
 	rec := &record{ID: id, Name: name, Image: parent.Image, Backend: parent.Backend, CreatedAt: time.Now().UTC(),
 		CPUs: parent.CPUs, MemoryMiB: parent.MemoryMiB, DiskSizeBytes: parent.DiskSizeBytes, Seed: parent.Seed,
-		KernelVersion: parent.KernelVersion, Parent: origin}
+		KernelVersion: parent.KernelVersion, Parent: origin, NetLink: parent.NetLink}
 	held, err := m.lockNew(rec, "fork")
 	if err != nil {
 		unlock()

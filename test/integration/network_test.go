@@ -265,7 +265,10 @@ func TestNetworkTAP(t *testing.T) {
 	if st, err := ws.NetworkTest(ctx); err != nil || !st.OK {
 		t.Errorf("network test: %+v %v", st, err)
 	}
-	// Stop: the namespace goes with the VMM; start gets a new one.
+	// The link is the workspace's, chosen at create: without the variable,
+	// a stop and start (a new namespace; the old went with its VMM) and a
+	// memory snapshot's resume keep the TAP.
+	t.Setenv("HEARTH_NET_LINK", "")
 	if _, err := ws.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -273,9 +276,24 @@ func TestNetworkTAP(t *testing.T) {
 	if _, err := ws.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if r := curl(fmt.Sprintf("http://allowed.test:%d/", allowedPort)); r.ExitCode != 0 || r.Stdout != "allowed-server" {
-		t.Fatalf("allowed.test after restart: %+v", r)
+	tapped := func(what string) {
+		t.Helper()
+		pid := vmStatus(t, ws.Info.ID).VMMPID
+		if cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); !strings.Contains(string(cmdline), "tap,id=net0") {
+			t.Fatalf("%s: the VMM has no TAP netdev", what)
+		}
+		if r := curl(fmt.Sprintf("http://allowed.test:%d/", allowedPort)); r.ExitCode != 0 || r.Stdout != "allowed-server" {
+			t.Fatalf("allowed.test %s: %+v", what, r)
+		}
 	}
+	tapped("after a restart")
+	if _, err := ws.SnapshotCreateMemory(ctx, "warm"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ws.Reset(ctx, hearth.ResetOptions{To: "warm", Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	tapped("after resuming a memory snapshot")
 }
 
 // TestNetworkRealInstall is the one test that leaves the machine: a
