@@ -375,16 +375,9 @@ func (m *Manager) suspend(ctx context.Context, rec *record) error {
 		os.RemoveAll(tmp)
 		return fmt.Errorf("suspend %s: %w", rec.Name, err)
 	}
-	meta := suspendMeta{SuspendedAt: time.Now().UTC(), Restore: m.restoreOf(rec, res.Compat)}
-	if err := atomicfile.WriteJSON(filepath.Join(tmp, "suspend.json"), meta, 0o600); err != nil {
-		os.RemoveAll(tmp)
+	if err := m.finishSuspend(rec, supervisor.Saved{At: time.Now().UTC(), Compat: res.Compat}); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, m.suspendDir(rec.ID)); err != nil {
-		os.RemoveAll(tmp)
-		return err
-	}
-	syncDir(m.dir(rec.ID))
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := waitRecorded(wctx, vs.status.Supervisor(), m.runDir(rec.ID)); err != nil {
@@ -420,18 +413,30 @@ func (m *Manager) adoptSuspend(rec *record) {
 			return
 		}
 	}
+	if err := m.finishSuspend(rec, *saved); err != nil {
+		m.log.Warn("finish the suspend of a caller that was gone", "workspace", rec.ID, "err", err)
+		return
+	}
+	m.log.Info("workspace suspend finished for a caller that was gone", "workspace", rec.ID, "saved_at", saved.At)
+}
+
+// finishSuspend turns the suspend's temporary directory, which holds a
+// whole save, into the suspended state a start resumes (removing it if
+// that fails).
+func (m *Manager) finishSuspend(rec *record, saved supervisor.Saved) error {
+	tmp := m.suspendDir(rec.ID) + ".tmp"
 	meta := suspendMeta{SuspendedAt: saved.At, Restore: m.restoreOf(rec, saved.Compat)}
 	if err := atomicfile.WriteJSON(filepath.Join(tmp, "suspend.json"), meta, 0o600); err != nil {
 		os.RemoveAll(tmp)
-		return
+		return err
 	}
 	os.RemoveAll(m.suspendDir(rec.ID))
 	if err := os.Rename(tmp, m.suspendDir(rec.ID)); err != nil {
 		os.RemoveAll(tmp)
-		return
+		return err
 	}
 	syncDir(m.dir(rec.ID))
-	m.log.Info("workspace suspend finished for a caller that was gone", "workspace", rec.ID, "saved_at", saved.At)
+	return nil
 }
 
 // resume starts a suspended workspace from its saved memory. A resume

@@ -132,16 +132,7 @@ func TestStartKill(t *testing.T) {
 	}
 
 	// Configuration order: drives rootfs (vda) before data (vdb), then start.
-	var seq []string
-	for _, r := range readRecord(t, record) {
-		if r.Method == "GET" {
-			continue
-		}
-		seq = append(seq, r.Method+" "+r.Path)
-		if r.Path == "/actions" {
-			checkGolden(t, "action-start.json", r.Body, spec.Dir)
-		}
-	}
+	seq := configRequests(t, record, spec.Dir, map[string]string{"/actions": "action-start.json"})
 	wantSeq := []string{"PUT /machine-config", "PUT /boot-source", "PUT /drives/rootfs", "PUT /drives/data", "PUT /vsock", "PUT /actions"}
 	if !slices.Equal(seq, wantSeq) {
 		t.Errorf("requests %q, want %q", seq, wantSeq)
@@ -422,16 +413,7 @@ func TestStartNetworkTAP(t *testing.T) {
 	}
 	defer sock.Close()
 
-	var seq []string
-	for _, r := range readRecord(t, record) {
-		if r.Method == "GET" {
-			continue
-		}
-		seq = append(seq, r.Method+" "+r.Path)
-		if r.Path == "/network-interfaces/eth0" {
-			checkGolden(t, "network-interface.json", r.Body, spec.Dir)
-		}
-	}
+	seq := configRequests(t, record, spec.Dir, map[string]string{"/network-interfaces/eth0": "network-interface.json"})
 	if want := []string{"PUT /machine-config", "PUT /boot-source", "PUT /drives/rootfs", "PUT /drives/data", "PUT /vsock", "PUT /network-interfaces/eth0", "PUT /actions"}; !slices.Equal(seq, want) {
 		t.Errorf("requests %q, want %q", seq, want)
 	}
@@ -481,4 +463,22 @@ func TestStartNetworkTAP(t *testing.T) {
 	if !processGone(pid) {
 		t.Errorf("pid %d still exists", pid)
 	}
+}
+
+// configRequests returns the fake firecracker's recorded requests other
+// than GETs, as "METHOD PATH", checking the body of each path in golden
+// against its golden file.
+func configRequests(t *testing.T, record, dir string, golden map[string]string) []string {
+	t.Helper()
+	var seq []string
+	for _, r := range readRecord(t, record) {
+		if r.Method == "GET" {
+			continue
+		}
+		seq = append(seq, r.Method+" "+r.Path)
+		if name, ok := golden[r.Path]; ok {
+			checkGolden(t, name, r.Body, dir)
+		}
+	}
+	return seq
 }
